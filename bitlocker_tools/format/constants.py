@@ -1,0 +1,163 @@
+"""Codes that appear on disk, with the names the CLI and JSON output use.
+
+Kept apart from the structure definitions so that the reader, the writer and the CLI share one
+spelling of every name (the JSON field values are a contract that scripts depend on).
+"""
+
+from __future__ import annotations
+
+import enum
+
+SIGNATURE = b"-FVE-FS-"
+TOGO_OEM = b"MSWIN4.1"
+
+#: Win7+ and BitLocker To Go volumes carry one of these GUIDs in their boot sector.
+BITLOCKER_GUID = "4967d63b-2e29-4ad8-8399-f6a339e3d001"
+#: Used-space-only ("encrypt on write") conversion still in progress.
+EOW_GUID = "92a84d3b-dd80-4d0e-9e4e-b1e3284eaed8"
+
+#: Rounds of the SHA-256 key stretch.
+STRETCH_ROUNDS = 0x100000
+
+
+class EncryptionMethod(enum.IntEnum):
+    NONE = 0x0000
+    AES_128_DIFFUSER = 0x8000
+    AES_256_DIFFUSER = 0x8001
+    AES_128 = 0x8002
+    AES_256 = 0x8003
+    AES_XTS_128 = 0x8004
+    AES_XTS_256 = 0x8005
+
+    @property
+    def label(self) -> str:
+        """The name examiners read in Windows tools, e.g. ``AES-CBC-128-DIFFUSER``."""
+        return _METHOD_LABELS[self]
+
+    @property
+    def fvek_size(self) -> int:
+        """Bytes of key material (FVEK, plus the tweak key for the diffuser methods)."""
+        return _FVEK_SIZES[self]
+
+    @property
+    def is_xts(self) -> bool:
+        return self in (EncryptionMethod.AES_XTS_128, EncryptionMethod.AES_XTS_256)
+
+    @property
+    def has_diffuser(self) -> bool:
+        return self in (EncryptionMethod.AES_128_DIFFUSER, EncryptionMethod.AES_256_DIFFUSER)
+
+
+_METHOD_LABELS = {
+    EncryptionMethod.NONE: "NONE",
+    EncryptionMethod.AES_128_DIFFUSER: "AES-CBC-128-DIFFUSER",
+    EncryptionMethod.AES_256_DIFFUSER: "AES-CBC-256-DIFFUSER",
+    EncryptionMethod.AES_128: "AES-CBC-128",
+    EncryptionMethod.AES_256: "AES-CBC-256",
+    EncryptionMethod.AES_XTS_128: "AES-XTS-128",
+    EncryptionMethod.AES_XTS_256: "AES-XTS-256",
+}
+
+# What the user must give with --fvek: diffuser methods need FVEK||TWEAK (the FVEK datum holds
+# two 32-byte halves; the 128-bit variant uses the first 16 bytes of each).
+_FVEK_SIZES = {
+    EncryptionMethod.NONE: 0,
+    EncryptionMethod.AES_128_DIFFUSER: 32,
+    EncryptionMethod.AES_256_DIFFUSER: 64,
+    EncryptionMethod.AES_128: 16,
+    EncryptionMethod.AES_256: 32,
+    EncryptionMethod.AES_XTS_128: 32,
+    EncryptionMethod.AES_XTS_256: 64,
+}
+
+
+class VolumeState(enum.IntEnum):
+    """Conversion state, named as fvevol.sys does (dislocker's names differ for 2, 3 and 5)."""
+
+    NULL = 0
+    DECRYPTED = 1
+    SWITCHING_DIRTY = 2  # conversion of a large volume in progress, with a conversion log
+    PAUSED = 3  # conversion paused part way
+    ENCRYPTED = 4
+    SWITCHING = 5  # conversion of a small volume in progress
+
+
+class EntryType(enum.IntEnum):
+    PROPERTY = 0x0000
+    VMK = 0x0002
+    FVEK = 0x0003
+    VALIDATION = 0x0004
+    STARTUP_KEY = 0x0006
+    DESCRIPTION = 0x0007
+    FVEK_BACKUP = 0x000B
+    VOLUME_HEADER_BLOCK = 0x000F
+
+
+class ValueType(enum.IntEnum):
+    ERASED = 0x00
+    KEY = 0x01
+    UNICODE = 0x02
+    STRETCH_KEY = 0x03
+    USE_KEY = 0x04
+    AES_CCM = 0x05
+    TPM_ENCODED = 0x06
+    VALIDATION = 0x07
+    VMK = 0x08
+    EXTERNAL_KEY = 0x09
+    UPDATE = 0x0A
+    ERROR = 0x0B
+    ASYMMETRIC = 0x0C
+    EXPORTED_KEY = 0x0D
+    PUBLIC_KEY = 0x0E
+    OFFSET_SIZE = 0x0F
+    SIMPLE_10 = 0x10
+    SIMPLE_11 = 0x11
+    CONCAT_HASH_KEY = 0x12
+    SIMPLE_13 = 0x13
+    BACKUP_INFO = 0x15
+
+
+class KeyMethod(enum.IntEnum):
+    """Methods of KEY data that wrap keys rather than volume data."""
+
+    STRETCH = 0x1000
+    STRETCH_2 = 0x1001
+    EXTERNAL_KEY = 0x2002
+    VMK = 0x2003
+    VALIDATION_HASH = 0x2005
+
+
+class ProtectorType(str, enum.Enum):
+    """Key protector kinds, named as the JSON output spells them."""
+
+    CLEAR_KEY = "clear_key"
+    TPM = "tpm"
+    STARTUP_KEY = "startup_key"
+    TPM_PIN = "tpm_pin"
+    TPM_STARTUP_KEY = "tpm_startup_key"
+    TPM_PIN_STARTUP_KEY = "tpm_pin_startup_key"
+    RECOVERY_PASSWORD = "recovery_password"
+    PASSWORD = "password"
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def from_code(cls, code: int) -> ProtectorType:
+        if code <= 0x00FF:  # dislocker treats the whole low range as a clear key
+            return cls.CLEAR_KEY
+        if 0x0800 <= code <= 0x0FFF:
+            return cls.RECOVERY_PASSWORD
+        return _PROTECTOR_CODES.get(code, cls.UNKNOWN)
+
+    @property
+    def needs_tpm(self) -> bool:
+        return self.value.startswith("tpm")
+
+
+_PROTECTOR_CODES = {
+    0x0100: ProtectorType.TPM,
+    0x0200: ProtectorType.STARTUP_KEY,
+    0x0300: ProtectorType.TPM_STARTUP_KEY,  # protection codes are flags: TPM 0x100,
+    0x0500: ProtectorType.TPM_PIN,  # startup key 0x200, PIN 0x400
+    0x0700: ProtectorType.TPM_PIN_STARTUP_KEY,
+    0x2000: ProtectorType.PASSWORD,
+}
