@@ -366,9 +366,12 @@ def parse_block(buf: bytes, offset: int) -> MetadataBlock:
         covered = bytes(buf[:covered_len])
         val = structs.Validation.parse(buf[covered_len : covered_len + 8])
         crc_stored = val.crc32
-        if val.size > structs.VALIDATION_HEADER_SIZE and covered_len + val.size <= len(buf):
-            found = parse_entries(buf, covered_len + 8, covered_len + val.size)
-            validation_entry = found[0] if found else None
+        # The first u16 is not a reliable size on real volumes; the entry carries its own.
+        try:
+            found = parse_entries(buf, covered_len + 8, min(len(buf), covered_len + 8 + 0x200))
+        except BadInputError:
+            found = []
+        validation_entry = found[0] if found else None
 
     return MetadataBlock(
         offset=offset,

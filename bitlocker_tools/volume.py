@@ -187,6 +187,7 @@ class BitLockerVolume:
         self.metadata: MetadataBlock = valid[0].block  # type: ignore[assignment]
         self.eow: EowInfo | None = None
         self.eow_error: str | None = None
+        self.eow_copies: list[EowInfo] = []
         if boot.eow_offsets:
             self._read_eow()
 
@@ -234,14 +235,18 @@ class BitLockerVolume:
         return [self._read_block(o) for o in offsets]
 
     def _read_eow(self) -> None:
+        """Parse the EOW information copies; the first valid one maps the chunks, and every
+        valid copy (with its bitmaps and conversion log) reads as zeros in the plaintext."""
         errors = []
         for off in self.boot.eow_offsets:
             try:
-                self.eow = _parse_eow(self.fh, self.offset, off)
-                return
+                self.eow_copies.append(_parse_eow(self.fh, self.offset, off))
             except (BadInputError, ConstructError) as exc:
                 errors.append(f"{off:#x}: {exc}")
-        self.eow_error = "; ".join(errors)
+        if self.eow_copies:
+            self.eow = self.eow_copies[0]
+        else:
+            self.eow_error = "; ".join(errors)
 
     # --- what the metadata says ----------------------------------------------------------------
 
@@ -291,26 +296,48 @@ class BitLockerVolume:
             regions.append((vh_off, max(vh_size, self.sector_size)))
             if md.current_state == VolumeState.SWITCHING_DIRTY and md.convert_size:
                 regions.append((md.encrypted_volume_size, md.convert_size))
-        if self.eow is not None:
-            ss = self.sector_size
-            regions.append((self.eow.offset, (self.eow.size + ss - 1) // ss * ss))
-            for bm in self.eow.bitmaps:
+        ss = self.sector_size
+        for eow in self.eow_copies:
+            regions.append((eow.offset, (eow.size + ss - 1) // ss * ss))
+            for bm in eow.bitmaps:
                 regions.append((bm.offset, bm.size))
-                regions.append((bm.conv_log_offset, self.eow.conv_log_size))
+                regions.append((bm.conv_log_offset, eow.conv_log_size))
         return sorted(set(r for r in regions if r[1] > 0))
 
-    def is_encrypted_at(self, physical: int) -> bool:
-        """Whether the sector stored at volume offset ``physical`` holds ciphertext."""
+    def state_run(self, physical: int, length: int) -> tuple[bool, int]:
+        """Whether the sectors stored from volume offset ``physical`` hold ciphertext, and for how
+        many bytes (at most ``length``) that stays so.
+
+        Conversion works front to back, so on a partially converted volume everything below
+        ``encrypted_volume_size`` is ciphertext; used-space-only volumes mark each chunk in the
+        encrypt-on-write bitmaps, whose chunks are aligned to each bitmap's region.
+        """
         md = self.metadata
-        if self.metadata.encryption_method == EncryptionMethod.NONE:
-            return False
+        if md.encryption_method == EncryptionMethod.NONE:
+            return False, length
         if self.eow is not None:
-            bitmaps = self.eow.bitmaps
-            idx = bisect.bisect_right([b.region_offset for b in bitmaps], physical) - 1
-            if idx < 0:
-                return False
-            bm = bitmaps[idx]
-            return bm.is_encrypted((physical - bm.region_offset) // self.eow.chunk_size)
+            return self._eow_run(physical, length)
         if md.version >= 2 and md.encrypted_volume_size:
-            return physical < md.encrypted_volume_size
-        return md.current_state != VolumeState.DECRYPTED
+            if physical < md.encrypted_volume_size:
+                return True, min(length, md.encrypted_volume_size - physical)
+            return False, length
+        return md.current_state != VolumeState.DECRYPTED, length
+
+    def _eow_run(self, physical: int, length: int) -> tuple[bool, int]:
+        assert self.eow is not None
+        bitmaps = self.eow.bitmaps
+        idx = bisect.bisect_right([b.region_offset for b in bitmaps], physical) - 1
+        if idx < 0:
+            return False, min(length, bitmaps[0].region_offset - physical)
+        bm = bitmaps[idx]
+        chunk_size = self.eow.chunk_size
+        limit = physical + length
+        if idx + 1 < len(bitmaps):
+            limit = min(limit, bitmaps[idx + 1].region_offset)
+        chunk = (physical - bm.region_offset) // chunk_size
+        encrypted = bm.is_encrypted(chunk)
+        end = bm.region_offset + (chunk + 1) * chunk_size
+        while end < limit and bm.is_encrypted(chunk + 1) == encrypted and chunk + 1 < bm.bit_count:
+            chunk += 1
+            end += chunk_size
+        return encrypted, min(end, limit) - physical

@@ -98,7 +98,7 @@ METADATA_HEADER_SIZE = 48
 
 #: Follows the block at block offset + size*16 (v2 only).
 Validation = Struct(
-    "size" / Int16ul,
+    "unknown" / Int16ul,  # documented as a size, but real volumes disagree
     "version" / Int16ul,
     "crc32" / Int32ul,
     "entry" / GreedyBytes,

@@ -1,0 +1,174 @@
+"""Credentials as the examiner supplies them, read without putting secrets in argv.
+
+Every credential option takes the secret itself, ``-`` (read from standard input), or ``@PATH``
+(read from a file). Recovery and user passwords also come from ``BITLOCKER_RECOVERY_PASSWORD`` and
+``BITLOCKER_PASSWORD``. A recovery-password file may be Windows' own "BitLocker Recovery Key
+<ID>.TXT" (UTF-16LE with a BOM): the 48 digits are found in its text.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BadInputError, CredentialFormatError
+from .format.constants import ValueType
+from .metadata import ExternalKeyValue, KeyValue, guid_from_bytes, parse_entries
+from .recovery_password import RecoveryPassword, parse as parse_recovery_password
+
+ENV_RECOVERY_PASSWORD = "BITLOCKER_RECOVERY_PASSWORD"
+ENV_PASSWORD = "BITLOCKER_PASSWORD"
+
+_RECOVERY_IN_TEXT = re.compile(r"(?<!\d)\d{6}(?:[- ]\d{6}){7}(?!\d)|(?<!\d)\d{48}(?!\d)")
+
+
+@dataclass(frozen=True)
+class StartupKey:
+    """The 32-byte external key from a .BEK file, and the protector GUID it belongs to."""
+
+    guid: str
+    key: bytes
+    path: str
+
+
+@dataclass
+class Credentials:
+    recovery_passwords: list[RecoveryPassword] = field(default_factory=list)
+    passwords: list[str] = field(default_factory=list)
+    startup_keys: list[StartupKey] = field(default_factory=list)
+    clear_key: bool = False
+    vmk: bytes | None = None
+    fvek: bytes | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.recovery_passwords or self.passwords or self.startup_keys or self.clear_key
+                    or self.vmk or self.fvek)
+
+
+def decode_text(raw: bytes) -> str:
+    """Text from a file that PowerShell or Notepad may have written as UTF-16."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8", "replace")
+    if len(raw) > 1 and raw[1:2] == b"\0":
+        return raw.decode("utf-16-le", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+def read_secret(value: str, what: str) -> bytes:
+    """Resolve ``-`` (stdin) and ``@PATH`` (file) to raw bytes; anything else is the value itself."""
+    if value == "-":
+        return sys.stdin.buffer.read()
+    if value.startswith("@"):
+        path = Path(value[1:])
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise BadInputError(f"{what} file {path}: {exc.strerror}") from None
+    return value.encode()
+
+
+def recovery_passwords_from(value: str) -> list[RecoveryPassword]:
+    """One or more recovery passwords: a literal, or every one found in a file or stdin."""
+    if value not in ("-",) and not value.startswith("@"):
+        return [parse_recovery_password(value)]
+    text = decode_text(read_secret(value, "recovery password"))
+    found = _RECOVERY_IN_TEXT.findall(text)
+    if not found:
+        stripped = text.strip()
+        # A lone malformed key: let the parser say what is wrong with it.
+        return [parse_recovery_password(stripped)]
+    return [parse_recovery_password(f) for f in dict.fromkeys(found)]
+
+
+def password_from(value: str) -> str:
+    if value not in ("-",) and not value.startswith("@"):
+        return value
+    text = decode_text(read_secret(value, "password"))
+    return text.rstrip("\r\n")
+
+
+def parse_bek(raw: bytes, path: str = "BEK file") -> StartupKey:
+    """A .BEK file: a 48-byte header laid out like the metadata header, then an external-key entry."""
+    if len(raw) < 48 + 8:
+        raise BadInputError(f"{path}: too short to be a .BEK file ({len(raw)} bytes)")
+    try:
+        entries = parse_entries(raw, 48, min(len(raw), int.from_bytes(raw[0:4], "little")))
+    except BadInputError as exc:
+        raise BadInputError(f"{path}: {exc}") from None
+    for entry in entries:
+        if isinstance(entry.value, ExternalKeyValue):
+            for child in entry.children:
+                if child.value_type == ValueType.KEY and isinstance(child.value, KeyValue):
+                    if len(child.value.key) == 32:
+                        return StartupKey(entry.value.guid, child.value.key, path)
+    raise BadInputError(f"{path}: no 32-byte external key in the .BEK file")
+
+
+def startup_key_from(value: str) -> StartupKey:
+    if value == "-":
+        return parse_bek(sys.stdin.buffer.read(), "BEK from stdin")
+    path = value[1:] if value.startswith("@") else value
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read the .BEK file: {exc.strerror}") from None
+    return parse_bek(raw, path)
+
+
+def key_bytes_from(value: str, what: str) -> bytes:
+    """A VMK or FVEK: hex text (``FVEK`` or ``FVEK:TWEAK``), or a binary key file.
+
+    Binary files are taken as raw key bytes, or in dislocker's FVEK-file layout (u16 method
+    followed by the key, 34 or 66 bytes).
+    """
+    raw = read_secret(value, what)
+    text = raw.decode("ascii", "replace").strip().replace(":", "").replace(" ", "")
+    if text and all(c in "0123456789abcdefABCDEF" for c in text):
+        if len(text) % 2:
+            raise CredentialFormatError(f"{what}: odd number of hex digits")
+        return bytes.fromhex(text)
+    if value.startswith("@") or value == "-":
+        if len(raw) in (34, 66) and raw[0:2] in (b"\x00\x80", b"\x01\x80", b"\x02\x80", b"\x03\x80",
+                                                 b"\x04\x80", b"\x05\x80"):
+            return raw[2:]
+        return raw
+    raise CredentialFormatError(f"{what}: expected hex digits")
+
+
+def collect(
+    recovery_password: list[str] | None = None,
+    password: list[str] | None = None,
+    bek: list[str] | None = None,
+    clear_key: bool = False,
+    vmk: str | None = None,
+    fvek: str | None = None,
+    use_env: bool = True,
+) -> Credentials:
+    """Build Credentials from CLI-style option values (and the environment)."""
+    creds = Credentials(clear_key=clear_key)
+    for value in recovery_password or []:
+        creds.recovery_passwords += recovery_passwords_from(value)
+    for value in password or []:
+        creds.passwords.append(password_from(value))
+    for value in bek or []:
+        creds.startup_keys.append(startup_key_from(value))
+    if vmk:
+        creds.vmk = key_bytes_from(vmk, "VMK")
+        if len(creds.vmk) != 32:
+            raise CredentialFormatError(f"VMK: expected 32 bytes, got {len(creds.vmk)}")
+    if fvek:
+        creds.fvek = key_bytes_from(fvek, "FVEK")
+    if use_env:
+        if not creds.recovery_passwords and os.environ.get(ENV_RECOVERY_PASSWORD):
+            creds.recovery_passwords.append(parse_recovery_password(os.environ[ENV_RECOVERY_PASSWORD]))
+        if not creds.passwords and os.environ.get(ENV_PASSWORD):
+            creds.passwords.append(os.environ[ENV_PASSWORD])
+    return creds
+
+
+__all__ = ["Credentials", "StartupKey", "collect", "parse_bek", "guid_from_bytes"]

@@ -1,0 +1,1 @@
+"""Keys and sectors: AES-CCM key unwrapping, key derivation, and sector ciphers per method."""
