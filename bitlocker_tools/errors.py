@@ -39,3 +39,9 @@ class NotFoundError(BitLockerError):
     """Nothing to work on: no BitLocker volume, or the chosen partition does not exist."""
 
     exit_code = 1
+
+
+class UsageError(BitLockerError):
+    """The command line does not say what to do (e.g. several volumes and no --volume)."""
+
+    exit_code = 2

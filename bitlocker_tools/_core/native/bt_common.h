@@ -1,0 +1,154 @@
+/* Shared definitions of the bitlocker_tools native core.
+ *
+ * One build runs on any x86-64: the SIMD kernels are compiled per function with
+ * __attribute__((target(...))) and chosen at run time from cpuid (bt_cpu.c). On other
+ * architectures (or compilers without the target attribute) only the portable paths exist.
+ */
+#ifndef BT_COMMON_H
+#define BT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if (defined(__x86_64__) || defined(_M_X64)) && !defined(BT_NO_SIMD)
+#define BT_X86 1
+#else
+#define BT_X86 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define BT_TARGET(x) __attribute__((target(x)))
+#define BT_INLINE static inline __attribute__((always_inline))
+#define BT_NOINLINE __attribute__((noinline))
+#define BT_ALIGN(n) __attribute__((aligned(n)))
+#define BT_UNUSED __attribute__((unused))
+#else
+#define BT_TARGET(x)
+#define BT_INLINE static __forceinline
+#define BT_NOINLINE __declspec(noinline)
+#define BT_ALIGN(n) __declspec(align(n))
+#define BT_UNUSED
+#endif
+
+#if BT_X86
+#include <immintrin.h>
+#endif
+
+#define BT_STR_(x) #x
+#if defined(__clang__)
+#define BT_UNROLL(n) _Pragma(BT_STR_(unroll n))
+#elif defined(__GNUC__) && __GNUC__ >= 8
+#define BT_UNROLL(n) _Pragma(BT_STR_(GCC unroll n))
+#else
+#define BT_UNROLL(n)
+#endif
+
+static inline uint32_t bt_bswap32(uint32_t x)
+{
+    return (x >> 24) | ((x >> 8) & 0xff00u) | ((x << 8) & 0xff0000u) | (x << 24);
+}
+
+/* ---- CPU features (bt_cpu.c) ------------------------------------------------------------- */
+typedef struct {
+    int sha_ni;   /* SHA + SSE4.1 */
+    int aesni;    /* AES + SSE4.1 */
+    int avx2;     /* AVX2 with OS ymm state */
+    int avx512;   /* AVX-512 F + VL with OS zmm state */
+    int vaes;     /* VAES + AVX-512 F/VL/BW (zmm AES) */
+} bt_cpu_t;
+
+extern bt_cpu_t bt_cpu;
+void bt_cpu_detect(void);
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+void bt_wipe(void *p, size_t n); /* memset that the optimiser may not drop */
+
+static inline uint32_t bt_load_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static inline void bt_store_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline uint32_t bt_load_le32(const uint8_t *p)
+{
+    return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | (uint32_t)p[0];
+}
+
+static inline void bt_store_le32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static inline void bt_store_le64(uint8_t *p, uint64_t v)
+{
+    bt_store_le32(p, (uint32_t)v);
+    bt_store_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* ---- SHA-256 (bt_sha256*.c) ---------------------------------------------------------------- */
+extern const uint32_t bt_sha256_k[64];
+extern const uint32_t bt_sha256_iv[8];
+
+/* Stretch kernels. Candidates are given as 8 big-endian words each (initial hash as message
+ * words); outputs are 8 state words each (the digest as big-endian words). */
+enum { BT_PATH_AUTO = 0, BT_PATH_SCALAR, BT_PATH_SHANI, BT_PATH_AVX2, BT_PATH_AVX512 };
+
+void bt_sha256_compress_scalar(uint32_t state[8], const uint8_t block[64]);
+void bt_sha256_block2_schedule(uint32_t wk[64], const uint32_t salt_w[4], uint64_t count);
+void bt_stretch_scalar(const uint32_t *init_w, size_t n, const uint32_t salt_w[4], uint64_t rounds,
+                       uint32_t *out_w);
+#if BT_X86
+void bt_sha256_compress_shani(uint32_t state[8], const uint8_t block[64]);
+void bt_stretch_shani(const uint32_t *init_w, size_t n, const uint32_t salt_w[4], uint64_t rounds,
+                      uint32_t *out_w);
+int bt_shani_kernel_lanes(int kernel);
+void bt_stretch_shani_kernel(int kernel, const uint32_t *init_w, const uint32_t salt_w[4],
+                             uint64_t rounds, uint32_t *out_w);
+void bt_stretch_avx2(const uint32_t *init_w, size_t n, const uint32_t salt_w[4], uint64_t rounds,
+                     uint32_t *out_w);
+void bt_stretch_avx512(const uint32_t *init_w, size_t n, const uint32_t salt_w[4], uint64_t rounds,
+                       uint32_t *out_w);
+#endif
+/* Hash n items of item_len bytes each; out gets 32 bytes per item. */
+void bt_sha256_many(const uint8_t *data, size_t item_len, size_t n, uint8_t *out, int use_shani);
+
+/* ---- AES (bt_aes.c) ------------------------------------------------------------------------ */
+typedef struct {
+    BT_ALIGN(16) uint8_t rk[15 * 16]; /* encryption round keys, FIPS-197 byte order */
+    BT_ALIGN(16) uint8_t dk[15 * 16]; /* AES-NI equivalent-inverse-cipher keys (aesimc) */
+    int nr;                           /* 10, 12 or 14 */
+    int ni;                           /* expanded for / run with AES-NI */
+} bt_aes_key;
+
+int bt_aes_setkey(bt_aes_key *k, const uint8_t *key, size_t len, int use_ni); /* 0 ok, -1 bad len */
+void bt_aes_encrypt_block(const bt_aes_key *k, const uint8_t in[16], uint8_t out[16]);
+void bt_aes_decrypt_block(const bt_aes_key *k, const uint8_t in[16], uint8_t out[16]);
+
+/* Sector modes. in and out may be the same pointer (never partially overlapping).
+ * n sectors of ss bytes (ss a multiple of 16). */
+void bt_cbc_sectors(const bt_aes_key *k, const uint8_t *in, uint8_t *out, size_t n, size_t ss,
+                    uint64_t offset, int decrypt);
+void bt_xts_sectors(const bt_aes_key *k1, const bt_aes_key *k2, const uint8_t *in, uint8_t *out,
+                    size_t n, size_t ss, uint64_t first_sector, int decrypt);
+void bt_elephant_sectors(const bt_aes_key *fvek, const bt_aes_key *tweak, const uint8_t *in,
+                         uint8_t *out, size_t n, size_t ss, uint64_t offset, int decrypt);
+
+/* ---- Elephant diffuser (bt_diffuser.c) ------------------------------------------------------ */
+/* In place on one sector of nw little-endian u32 words (nw >= 8, a multiple of 4). */
+void bt_diffuser_a_decrypt(uint8_t *sector, size_t nw);
+void bt_diffuser_a_encrypt(uint8_t *sector, size_t nw);
+void bt_diffuser_b_decrypt(uint8_t *sector, size_t nw);
+void bt_diffuser_b_encrypt(uint8_t *sector, size_t nw);
+
+#endif

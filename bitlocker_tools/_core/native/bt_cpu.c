@@ -1,0 +1,75 @@
+/* Run-time CPU feature detection (cpuid + xgetbv) and a wipe that is not optimised away. */
+#include "bt_common.h"
+
+bt_cpu_t bt_cpu;
+
+void bt_wipe(void *p, size_t n)
+{
+    volatile uint8_t *v = (volatile uint8_t *)p;
+    while (n--)
+        *v++ = 0;
+}
+
+#if BT_X86
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static void cpuid(unsigned leaf, unsigned sub, unsigned r[4])
+{
+    int regs[4];
+    __cpuidex(regs, (int)leaf, (int)sub);
+    r[0] = (unsigned)regs[0];
+    r[1] = (unsigned)regs[1];
+    r[2] = (unsigned)regs[2];
+    r[3] = (unsigned)regs[3];
+}
+static uint64_t xgetbv0(void) { return _xgetbv(0); }
+#else
+#include <cpuid.h>
+static void cpuid(unsigned leaf, unsigned sub, unsigned r[4])
+{
+    __cpuid_count(leaf, sub, r[0], r[1], r[2], r[3]);
+}
+static uint64_t xgetbv0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
+void bt_cpu_detect(void)
+{
+    unsigned r[4], max_leaf;
+    int sse41, aes, osxsave, avx, ymm_os = 0, zmm_os = 0;
+    memset(&bt_cpu, 0, sizeof bt_cpu);
+    cpuid(0, 0, r);
+    max_leaf = r[0];
+    if (max_leaf < 1)
+        return;
+    cpuid(1, 0, r);
+    sse41 = (r[2] >> 19) & 1;
+    aes = (r[2] >> 25) & 1;
+    osxsave = (r[2] >> 27) & 1;
+    avx = (r[2] >> 28) & 1;
+    if (osxsave) {
+        uint64_t xcr0 = xgetbv0();
+        ymm_os = (xcr0 & 0x6) == 0x6;
+        zmm_os = (xcr0 & 0xe6) == 0xe6;
+    }
+    bt_cpu.aesni = sse41 && aes;
+    if (max_leaf >= 7) {
+        unsigned b, c;
+        cpuid(7, 0, r);
+        b = r[1];
+        c = r[2];
+        bt_cpu.sha_ni = sse41 && ((b >> 29) & 1);
+        bt_cpu.avx2 = avx && ymm_os && ((b >> 5) & 1);
+        /* AVX-512 F (b16) and VL (b31) */
+        bt_cpu.avx512 = bt_cpu.avx2 && zmm_os && ((b >> 16) & 1) && ((b >> 31) & 1);
+        /* VAES (c9) with AVX-512 BW (b30) for the zmm AES path */
+        bt_cpu.vaes = bt_cpu.avx512 && bt_cpu.aesni && ((c >> 9) & 1) && ((b >> 30) & 1);
+    }
+}
+#else
+void bt_cpu_detect(void) { memset(&bt_cpu, 0, sizeof bt_cpu); }
+#endif

@@ -1,0 +1,253 @@
+"""The ``bitlocker-tools`` command line (Typer). Thin: parse, call the library, render, map errors.
+
+Exit codes: 0 ok, 1 wrong key or nothing found, 2 usage, 3 bad or unsupported input. Every
+command takes ``--json``. Heavy modules are imported inside the commands so that a ``verify``
+on a volume image starts fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from typing import Any, Callable, List, Optional
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Find, inspect, unlock and decrypt BitLocker volumes offline. Evidence is only ever read.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# --- shared options ----------------------------------------------------------------------------------
+
+JsonOpt = typer.Option(False, "--json", help="Machine-readable output on stdout.")
+VolumeOpt = typer.Option(None, "--volume", "-V", help="Partition number, as `scan` prints it.")
+OffsetOpt = typer.Option(None, "--offset", help="Byte offset of the volume inside the disk.")
+RecoveryOpt = typer.Option(
+    None, "--recovery-password", "-r",
+    help="48-digit recovery password; '-' reads stdin, '@FILE' a file (e.g. the Windows .TXT). "
+    "Env: BITLOCKER_RECOVERY_PASSWORD.",
+)
+PasswordOpt = typer.Option(
+    None, "--password", "-p", help="User password; '-' reads stdin, '@FILE' a file. Env: BITLOCKER_PASSWORD."
+)
+BekOpt = typer.Option(None, "--bek", help="Startup/recovery key file (.BEK).")
+ClearKeyOpt = typer.Option(False, "--clear-key", help="Use the clear key of a suspended volume.")
+VmkOpt = typer.Option(None, "--vmk", help="Volume master key: hex, '-' or '@FILE'.")
+FvekOpt = typer.Option(None, "--fvek", help="Full volume encryption key (FVEK[:TWEAK]): hex, '-' or '@FILE'.")
+ShowKeysOpt = typer.Option(False, "--show-keys", help="Print the VMK and FVEK (secrets; off by default).")
+
+
+def _err(message: str) -> None:
+    print(f"bitlocker-tools: {message}", file=sys.stderr)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn library exceptions into one line on stderr and the documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..errors import BitLockerError
+
+        try:
+            return func(*args, **kwargs)
+        except BitLockerError as exc:
+            _err(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _err("interrupted")
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            raise typer.Exit(0) from None
+        except OSError as exc:
+            where = f" ({exc.filename})" if exc.filename else ""
+            _err(f"I/O error{where}: {exc.strerror or exc}")
+            raise typer.Exit(3) from None
+        except typer.Exit:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+            if os.environ.get("BITLOCKER_TOOLS_DEBUG"):
+                raise
+            _err(f"internal error: {type(exc).__name__}: {exc} (set BITLOCKER_TOOLS_DEBUG=1 for details)")
+            raise typer.Exit(3) from None
+
+    return wrapper
+
+
+def _emit_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _credentials(recovery_password, password, bek, clear_key, vmk, fvek):
+    from ..credentials import collect
+
+    return collect(recovery_password=recovery_password, password=password, bek=bek,
+                   clear_key=clear_key, vmk=vmk, fvek=fvek)
+
+
+# --- commands ---------------------------------------------------------------------------------------
+
+
+@app.command()
+@handle_errors
+def scan(
+    sources: List[str] = typer.Argument(..., help="Images, devices (\\\\.\\PhysicalDrive0, /dev/sdb) or volume files."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """List every partition and each BitLocker volume's metadata and key protectors."""
+    from ..errors import BitLockerError
+    from ..scan import scan as do_scan
+    from ..scan import source_report_dict
+    from ..sources import open_source
+    from . import render
+
+    reports, errors = [], []
+    for path in sources:
+        try:
+            with open_source(path) as src:
+                reports.append(source_report_dict(do_scan(src)))
+        except BitLockerError as exc:
+            errors.append(exc)
+            reports.append({"path": path, "error": str(exc), "volumes": []})
+    if as_json:
+        _emit_json({"sources": reports})
+    else:
+        render.scan(reports)
+    for exc in errors:
+        _err(str(exc))
+    volume_errors = [v for r in reports for v in r["volumes"] if v.get("error")]
+    for v in volume_errors:
+        _err(v["error"])
+    if errors or volume_errors:
+        raise typer.Exit(3)
+    if not any(v["bitlocker"] for r in reports for v in r["volumes"]):
+        if not as_json:
+            _err("no BitLocker volume found")
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def info(
+    source: str = typer.Argument(..., help="Image, device or volume file."),
+    volume: Optional[int] = VolumeOpt,
+    offset: Optional[int] = OffsetOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Everything the metadata says about one volume: every entry, as a tree."""
+    from ..scan import select
+    from ..sources import open_source
+    from . import render
+
+    with open_source(source) as src:
+        vol = select(src, volume, offset)
+        data = render.info_dict(vol)
+        if as_json:
+            _emit_json(data)
+        else:
+            render.info(vol, data)
+
+
+@app.command()
+@handle_errors
+def verify(
+    source: str = typer.Argument(..., help="Image, device or volume file."),
+    volume: Optional[int] = VolumeOpt,
+    offset: Optional[int] = OffsetOpt,
+    recovery_password: Optional[List[str]] = RecoveryOpt,
+    password: Optional[List[str]] = PasswordOpt,
+    bek: Optional[List[str]] = BekOpt,
+    clear_key: bool = ClearKeyOpt,
+    vmk: Optional[str] = VmkOpt,
+    fvek: Optional[str] = FvekOpt,
+    show_keys: bool = ShowKeysOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Prove a credential offline, without decrypting: which protector does it open? Exit 0 yes, 1 no."""
+    from ..errors import UsageError, WrongKeyError
+    from ..protectors import unlock
+    from ..scan import select
+    from ..sources import open_source
+    from . import render
+
+    creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
+    if creds.is_empty():
+        raise UsageError("give a credential: --recovery-password, --password, --bek, --clear-key, --vmk or --fvek")
+    with open_source(source) as src:
+        vol = select(src, volume, offset)
+        try:
+            result = unlock(vol, creds)
+        except WrongKeyError as exc:
+            if as_json:
+                _emit_json({"unlocked": False, "protector_id": None, "protector_type": None, "error": str(exc)})
+            raise
+        if result.via == "fvek":
+            # An FVEK opens no protector; prove it by decrypting the first sector to a filesystem.
+            from ..decrypt import identify_filesystem
+            from ..stream import DecryptedStream
+
+            fs = identify_filesystem(DecryptedStream(vol, result).read_at(0, 512))
+            if fs is None:
+                if as_json:
+                    _emit_json({"unlocked": False, "protector_id": None, "protector_type": None,
+                                "error": "the FVEK does not decrypt the boot sector to a filesystem"})
+                raise WrongKeyError(f"{vol.name}: the FVEK does not decrypt the boot sector to a known filesystem")
+        data = render.verify_dict(vol, result, show_keys)
+        if as_json:
+            _emit_json(data)
+        else:
+            render.verify(data)
+
+
+@app.command()
+@handle_errors
+def decrypt(
+    source: str = typer.Argument(..., help="Image, device or volume file."),
+    output: str = typer.Option(..., "--output", "-o", help="Output file; '-' writes to stdout."),
+    volume: Optional[int] = VolumeOpt,
+    offset: Optional[int] = OffsetOpt,
+    recovery_password: Optional[List[str]] = RecoveryOpt,
+    password: Optional[List[str]] = PasswordOpt,
+    bek: Optional[List[str]] = BekOpt,
+    clear_key: bool = ClearKeyOpt,
+    vmk: Optional[str] = VmkOpt,
+    fvek: Optional[str] = FvekOpt,
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (OUT.part)."),
+    show_keys: bool = ShowKeysOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write the decrypted volume (raw image) to a file or stdout, with SHA-256 and filesystem check."""
+    from ..decrypt import decrypt_to
+    from ..errors import UsageError
+    from ..format.constants import EncryptionMethod
+    from ..protectors import unlock
+    from ..scan import select
+    from ..sources import open_source
+    from ..stream import DecryptedStream
+    from . import render
+
+    creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
+    if output != "-" and os.path.abspath(output) == os.path.abspath(source):
+        raise UsageError("the output would overwrite the evidence")
+    with open_source(source) as src:
+        vol = select(src, volume, offset)
+        if creds.is_empty() and vol.method != EncryptionMethod.NONE:
+            raise UsageError("give a credential: --recovery-password, --password, --bek, --clear-key, --vmk or --fvek")
+        result = unlock(vol, creds)
+        stream = DecryptedStream(vol, result)
+        with render.progress(stream.size, enabled=not as_json or output != "-") as advance:
+            done = decrypt_to(stream, output, resume=resume, progress=advance, stdout=sys.stdout.buffer)
+        data = render.decrypt_dict(vol, result, done, show_keys)
+        if as_json and output != "-":
+            _emit_json(data)
+        else:
+            render.decrypt(data)
+
+
+def main() -> None:
+    app(prog_name="bitlocker-tools")

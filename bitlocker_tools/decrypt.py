@@ -1,0 +1,126 @@
+"""Writing the decrypted volume out: to a file (atomically, resumable) or to a stream.
+
+A file is written as ``OUT.part`` and renamed when complete, so a half-written image never
+carries the final name. ``--resume`` continues a ``.part`` left by an interrupted run: a sidecar
+``OUT.part.json`` records what is being decrypted (source, offset, size, method, protector), and
+a resume is refused if it does not match. The SHA-256 covers the whole output, also on resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+from .errors import BadInputError, UsageError
+from .stream import DecryptedStream
+
+CHUNK = 4 << 20
+
+
+@dataclass
+class DecryptResult:
+    output: str
+    bytes_written: int
+    sha256: str
+    filesystem: str | None
+    missing_bytes: int
+    resumed_from: int
+
+
+def identify_filesystem(sector0: bytes) -> str | None:
+    """Name the filesystem whose boot sector this is (NTFS, exFAT, ReFS, FAT12/16/32)."""
+    if len(sector0) < 512:
+        return None
+    if sector0[3:11] == b"NTFS    ":
+        return "NTFS"
+    if sector0[3:11] == b"EXFAT   ":
+        return "exFAT"
+    if sector0[3:7] == b"ReFS":
+        return "ReFS"
+    if sector0[82:87] == b"FAT32":
+        return "FAT32"
+    if sector0[54:59] == b"FAT12":
+        return "FAT12"
+    if sector0[54:59] == b"FAT16":
+        return "FAT16"
+    return None
+
+
+def _identity(stream: DecryptedStream) -> dict:
+    v = stream.volume
+    return {
+        "source": os.path.abspath(v.fh.name) if hasattr(v.fh, "name") and isinstance(v.fh.name, str) else v.name,
+        "volume_offset": v.offset,
+        "size": stream.size,
+        "volume_guid": v.metadata.volume_guid,
+        "method": int(stream.unlocked.method),
+    }
+
+
+def _copy(stream: DecryptedStream, out: BinaryIO, start: int, digest, progress: Callable[[int], None] | None) -> int:
+    pos = start
+    while pos < stream.size:
+        data = stream.read_at(pos, min(CHUNK, stream.size - pos))
+        if not data:
+            break
+        out.write(data)
+        digest.update(data)
+        pos += len(data)
+        if progress:
+            progress(len(data))
+    return pos
+
+
+def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
+               progress: Callable[[int], None] | None = None,
+               stdout: BinaryIO | None = None) -> DecryptResult:
+    """Write the whole plaintext to ``output`` (``-`` = ``stdout``)."""
+    digest = hashlib.sha256()
+    if output == "-":
+        if resume:
+            raise UsageError("--resume needs an output file, not stdout")
+        assert stdout is not None
+        written = _copy(stream, stdout, 0, digest, progress)
+        stdout.flush()
+        fs = identify_filesystem(stream.read_at(0, 512))
+        return DecryptResult("-", written, digest.hexdigest(), fs, stream.missing_bytes, 0)
+
+    final = Path(output)
+    part = final.with_name(final.name + ".part")
+    sidecar = final.with_name(final.name + ".part.json")
+    identity = _identity(stream)
+    start = 0
+    if resume and part.exists():
+        try:
+            saved = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            raise BadInputError(f"{part}: cannot resume, {sidecar.name} is missing or unreadable") from None
+        if saved != identity:
+            raise BadInputError(f"{part}: cannot resume, it was started for a different volume or key")
+        start = part.stat().st_size // CHUNK * CHUNK  # the last chunk may be torn: redo it
+        with part.open("rb") as fh:
+            remaining = start
+            while remaining:
+                block = fh.read(min(CHUNK, remaining))
+                digest.update(block)
+                remaining -= len(block)
+        if progress and start:
+            progress(start)
+    elif final.exists() and not resume:
+        raise UsageError(f"{final}: exists; remove it or choose another output")
+    sidecar.write_text(json.dumps(identity))
+    mode = "r+b" if start else "wb"
+    with part.open(mode) as out:
+        out.seek(start)
+        out.truncate()
+        written = _copy(stream, out, start, digest, progress)
+        out.flush()
+        os.fsync(out.fileno())
+    part.replace(final)
+    sidecar.unlink(missing_ok=True)
+    fs = identify_filesystem(stream.read_at(0, 512))
+    return DecryptResult(str(final), written, digest.hexdigest(), fs, stream.missing_bytes, start)

@@ -1,0 +1,110 @@
+"""Shared fixtures: the corpus of real BitLocker volumes, its manifest, and running the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST_PATH = ROOT / "tests" / "corpus_manifest.json"
+
+
+def _load_fetch_corpus():
+    spec = importlib.util.spec_from_file_location("fetch_corpus", ROOT / "scripts" / "fetch_corpus.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The folder of decompressed (sparse) corpus volumes, fetched and checked once per session."""
+    return Path(_load_fetch_corpus().ensure_corpus())
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict:
+    with MANIFEST_PATH.open() as fh:
+        return json.load(fh)
+
+
+def volume_file(entry: dict) -> str:
+    """The decompressed file name of a manifest volume entry (``aes_128.bin.gz`` -> ``aes_128.bin``)."""
+    name = entry["file"]
+    return name[: -len(".gz")] if name.endswith(".gz") else name
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_bitlocker_tools(*args, input=None, env=None, binary=False, timeout=300) -> subprocess.CompletedProcess:
+    """Run ``python -m bitlocker_tools ARGS``; text stdout/stderr unless ``binary``.
+
+    ``env`` entries are added to (not substituted for) the current environment.
+    """
+    full_env = dict(os.environ)
+    full_env.pop("BITLOCKER_TOOLS_DEBUG", None)
+    if env:
+        full_env.update(env)
+    if input is not None and not binary and isinstance(input, bytes):
+        input = input.decode()
+    return subprocess.run(
+        [sys.executable, "-m", "bitlocker_tools", *map(str, args)],
+        input=input,
+        capture_output=True,
+        text=not binary,
+        env=full_env,
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    """``run_cli(*args, input=None, env=None, binary=False)`` -> CompletedProcess."""
+    return run_bitlocker_tools
+
+
+@pytest.fixture
+def unchanged():
+    """``with unchanged(path, ...):`` asserts that the files' SHA-256 is the same afterwards."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def check(*paths):
+        before = {str(p): sha256_file(p) for p in paths}
+        stats = {str(p): os.stat(p).st_mtime_ns for p in paths}
+        yield
+        for p in paths:
+            assert sha256_file(p) == before[str(p)], f"{p} was modified"
+            assert os.stat(p).st_mtime_ns == stats[str(p)], f"{p} was written to (mtime changed)"
+
+    return check
+
+
+def assert_cli_error(proc: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+    """The CLI's error contract: exit ``code``, ONE line on stderr starting ``bitlocker-tools: ``,
+    never a traceback. Returns that line; each of ``needles`` must occur in it (case-insensitive)."""
+    err = proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode(errors="replace")
+    assert proc.returncode == code, f"exit {proc.returncode}, expected {code}; stderr: {err!r}"
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {err!r}"
+    line = lines[0]
+    assert line.startswith("bitlocker-tools: "), line
+    for needle in needles:
+        assert needle.lower() in line.lower(), f"{needle!r} not in {line!r}"
+    return line
