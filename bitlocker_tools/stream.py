@@ -11,6 +11,7 @@ that map for a byte range; reads decrypt whole runs in one core call.
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -50,6 +51,9 @@ class DecryptedStream(io.RawIOBase):
         self._reserved = volume.reserved_regions()
         self._vh_offset, self._vh_size = volume.volume_header
         self.missing_bytes = 0
+        # Reads of the evidence are serialised (a seek+read pair on a shared handle); the
+        # decryption that follows runs outside the lock, so threads decrypt in parallel.
+        self._io_lock = threading.Lock()
 
     # --- io.RawIOBase ------------------------------------------------------------------------------
 
@@ -124,9 +128,11 @@ class DecryptedStream(io.RawIOBase):
 
     def _read_physical(self, physical: int, length: int) -> bytes:
         avail = max(0, min(length, self.volume.size - physical))
-        data = read_at(self.volume.fh, self.volume.offset + physical, avail) if avail else b""
+        with self._io_lock:
+            data = read_at(self.volume.fh, self.volume.offset + physical, avail) if avail else b""
+            if len(data) < length:
+                self.missing_bytes += length - len(data)
         if len(data) < length:
-            self.missing_bytes += length - len(data)
             data += bytes(length - len(data))
         return data
 

@@ -17,6 +17,8 @@ from Crypto.Cipher import AES
 _DIFFUSER_A_ROT = (9, 0, 13, 0)
 _DIFFUSER_B_ROT = (0, 10, 0, 25)
 _GF_REDUCE = np.uint64(0x87)
+_BATCH = 2 << 20  # bytes per numpy pass (measured best on the 2-core Zen 4 machine)
+_BATCH_DIFFUSER = 1 << 20
 
 
 def stretch(initial: bytes, salt: bytes, rounds: int) -> bytes:
@@ -50,42 +52,57 @@ def _offset_blocks(first_offset: int, count: int, step: int) -> bytes:
 
 
 def _cbc(key: bytes, data: bytes, offset: int, sector_size: int, decrypt: bool) -> bytearray:
-    """BitLocker AES-CBC: IV of each sector = AES-ECB(K, LE64(byte offset) || 0^8)."""
+    """BitLocker AES-CBC: IV of each sector = AES-ECB(K, LE64(byte offset) || 0^8).
+
+    Decryption is one ECB call over the whole batch into a preallocated buffer, then one XOR with
+    the previous ciphertext block (the IV for each sector's first block): two passes over memory.
+    """
     n = len(data) // sector_size
     bps = sector_size // 16
     ecb = AES.new(key, AES.MODE_ECB)
-    ivs = _blocks(ecb.encrypt(_offset_blocks(offset, n, sector_size))).reshape(n, 1, 2)
+    ivs = _blocks(ecb.encrypt(_offset_blocks(offset, n, sector_size)))
+    out = bytearray(len(data))
     if decrypt:
+        ecb.decrypt(data, output=out)
+        p = _blocks(out).reshape(n, bps, 2)
         c = _blocks(data).reshape(n, bps, 2)
-        p = _blocks(ecb.decrypt(data)).reshape(n, bps, 2).copy()
-        p[:, 0] ^= ivs[:, 0]
-        p[:, 1:] ^= c[:, :-1]
-        return bytearray(p.tobytes())
+        np.bitwise_xor(p[:, 1:], c[:, :-1], out=p[:, 1:])
+        np.bitwise_xor(p[:, 0], ivs, out=p[:, 0])
+        return out
     # Encryption is serial within a sector; vectorise across sectors, one block column at a time.
     p = _blocks(data).reshape(n, bps, 2)
-    out = np.empty_like(p)
-    prev = ivs[:, 0]
+    o = _blocks(out).reshape(n, bps, 2)
+    prev = ivs
     for j in range(bps):
-        out[:, j] = _blocks(ecb.encrypt((p[:, j] ^ prev).tobytes()))
-        prev = out[:, j]
-    return bytearray(out.tobytes())
+        o[:, j] = _blocks(ecb.encrypt((p[:, j] ^ prev).tobytes()))
+        prev = o[:, j]
+    return out
 
 
 def _xts_tweaks(key2: bytes, first_sector: int, n: int, bps: int) -> np.ndarray:
-    """All XTS tweaks, shape (n, bps, 2): T0 = AES(K2, sector number), T(j+1) = T(j) * alpha."""
+    """All XTS tweaks, shape (n, bps, 2): T0 = AES(K2, sector number), T(j+1) = T(j) * alpha.
+
+    Computed block column by block column in a (bps, 2, n) layout so each step works on
+    contiguous arrays, then transposed once.
+    """
     ecb = AES.new(key2, AES.MODE_ECB)
     t0 = _blocks(ecb.encrypt(_offset_blocks(first_sector, n, 1)))
-    tweaks = np.empty((n, bps, 2), dtype="<u8")
-    lo = t0[:, 0].copy()
-    hi = t0[:, 1].copy()
+    cols = np.empty((bps, 2, n), dtype=np.uint64)
+    cols[0, 0] = t0[:, 0]
+    cols[0, 1] = t0[:, 1]
+    carry = np.empty(n, dtype=np.uint64)
     one, s63 = np.uint64(1), np.uint64(63)
-    for j in range(bps):
-        tweaks[:, j, 0] = lo
-        tweaks[:, j, 1] = hi
-        carry = hi >> s63
-        hi = (hi << one) | (lo >> s63)
-        lo = (lo << one) ^ (carry * _GF_REDUCE)
-    return tweaks
+    for j in range(1, bps):
+        lo, hi = cols[j - 1, 0], cols[j - 1, 1]
+        nlo, nhi = cols[j, 0], cols[j, 1]
+        np.right_shift(hi, s63, out=carry)
+        np.left_shift(hi, one, out=nhi)
+        np.right_shift(lo, s63, out=nlo)
+        np.bitwise_or(nhi, nlo, out=nhi)
+        np.left_shift(lo, one, out=nlo)
+        np.multiply(carry, _GF_REDUCE, out=carry)
+        np.bitwise_xor(nlo, carry, out=nlo)
+    return np.ascontiguousarray(cols.transpose(2, 0, 1))
 
 
 def _xts(key: bytes, data: bytes, offset: int, sector_size: int, decrypt: bool) -> bytearray:
@@ -93,10 +110,16 @@ def _xts(key: bytes, data: bytes, offset: int, sector_size: int, decrypt: bool) 
     n = len(data) // sector_size
     bps = sector_size // 16
     tweaks = _xts_tweaks(key[half:], offset // sector_size, n, bps)
-    x = (_blocks(data).reshape(n, bps, 2) ^ tweaks).tobytes()
+    out = bytearray(len(data))
+    o = _blocks(out).reshape(n, bps, 2)
+    np.bitwise_xor(_blocks(data).reshape(n, bps, 2), tweaks, out=o)
     ecb = AES.new(key[:half], AES.MODE_ECB)
-    y = _blocks(ecb.decrypt(x) if decrypt else ecb.encrypt(x)).reshape(n, bps, 2) ^ tweaks
-    return bytearray(y.tobytes())
+    if decrypt:
+        ecb.decrypt(out, output=out)
+    else:
+        ecb.encrypt(out, output=out)
+    np.bitwise_xor(o, tweaks, out=o)
+    return out
 
 
 def _sector_keys(tweak_key: bytes, offset: int, n: int, sector_size: int) -> np.ndarray:
@@ -109,36 +132,37 @@ def _sector_keys(tweak_key: bytes, offset: int, n: int, sector_size: int) -> np.
     return np.concatenate([first, second], axis=1).view("<u4")
 
 
-def _rotl(x: np.ndarray, r: int) -> np.ndarray:
-    if r == 0:
-        return x
-    return (x << np.uint32(r)) | (x >> np.uint32(32 - r))
+def _diffuse(words: np.ndarray, passes: int, a: int, b: int, rot: tuple[int, ...], decrypt: bool) -> None:
+    """One Elephant diffuser on (n_words, n_sectors) u32 words, in place:
+    ``d[i] += d[i+a] ^ rotl(d[i+b], rot[i % 4])`` (``-=`` and descending i to encrypt)."""
+    n = words.shape[0]
+    tmp = np.empty(words.shape[1], dtype=np.uint32)
+    tmp2 = np.empty_like(tmp)
+    steps = [(i, (i + a) % n, (i + b) % n, rot[i % 4]) for i in range(n)]
+    if not decrypt:
+        steps.reverse()
+    op = np.add if decrypt else np.subtract
+    for _ in range(passes):
+        for i, ia, ib, r in steps:
+            src = words[ib]
+            if r:
+                np.left_shift(src, np.uint32(r), out=tmp)
+                np.right_shift(src, np.uint32(32 - r), out=tmp2)
+                np.bitwise_or(tmp, tmp2, out=tmp)
+                np.bitwise_xor(tmp, words[ia], out=tmp)
+            else:
+                np.bitwise_xor(src, words[ia], out=tmp)
+            op(words[i], tmp, out=words[i])
 
 
 def diffuser_a(words: np.ndarray, decrypt: bool) -> None:
-    """Elephant diffuser A in place on (n_words, n_sectors) u32 words; 5 cycles."""
-    n = words.shape[0]
-    for _ in range(5):
-        order = range(n) if decrypt else range(n - 1, -1, -1)
-        for i in order:
-            mix = words[(i - 2) % n] ^ _rotl(words[(i - 5) % n], _DIFFUSER_A_ROT[i % 4])
-            if decrypt:
-                words[i] += mix
-            else:
-                words[i] -= mix
+    """Elephant diffuser A: 5 cycles of d[i] += d[i-2] ^ rotl(d[i-5], (9, 0, 13, 0)[i % 4])."""
+    _diffuse(words, 5, -2, -5, _DIFFUSER_A_ROT, decrypt)
 
 
 def diffuser_b(words: np.ndarray, decrypt: bool) -> None:
-    """Elephant diffuser B in place on (n_words, n_sectors) u32 words; 3 cycles."""
-    n = words.shape[0]
-    for _ in range(3):
-        order = range(n) if decrypt else range(n - 1, -1, -1)
-        for i in order:
-            mix = words[(i + 2) % n] ^ _rotl(words[(i + 5) % n], _DIFFUSER_B_ROT[i % 4])
-            if decrypt:
-                words[i] += mix
-            else:
-                words[i] -= mix
+    """Elephant diffuser B: 3 cycles of d[i] += d[i+2] ^ rotl(d[i+5], (0, 10, 0, 25)[i % 4])."""
+    _diffuse(words, 3, 2, 5, _DIFFUSER_B_ROT, decrypt)
 
 
 def _elephant(fvek: bytes, tweak: bytes, data: bytes, offset: int, sector_size: int,
@@ -171,6 +195,16 @@ def crypt_sectors(method: int, key: bytes, data: bytes | bytearray | memoryview,
         raise ValueError("data must be a whole number of sectors")
     if not len(data):
         return bytearray()
+    # numpy passes run fastest when their arrays stay in cache: split big batches.
+    batch = _BATCH_DIFFUSER if method in (0x8000, 0x8001) else _BATCH
+    batch = max(batch // sector_size, 1) * sector_size
+    if len(data) > batch:
+        view = memoryview(data)
+        out = bytearray(len(data))
+        for pos in range(0, len(data), batch):
+            piece = view[pos : pos + batch]
+            out[pos : pos + len(piece)] = crypt_sectors(method, key, piece, offset + pos, sector_size, decrypt)
+        return out
     if method in (0x8002, 0x8003):
         return _cbc(key, data, offset, sector_size, decrypt)
     if method in (0x8004, 0x8005):
