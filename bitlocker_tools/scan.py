@@ -110,7 +110,7 @@ def volume_report_dict(r: VolumeReport) -> dict[str, Any]:
         {
             "metadata_version": md.version,
             "variant": v.boot.variant,
-            "encryption_method": method.label if method else f"0x{md.encryption_method:04x}",
+            "encryption_method": method.label if method is not None else f"0x{md.encryption_method:04x}",
             "state": md.state.lower(),
             "next_state": md.next_state_name.lower(),
             "volume_guid": md.volume_guid,

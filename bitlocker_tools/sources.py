@@ -149,7 +149,7 @@ class Source:
 
             vs = dvolume.open(self.fh)
             parts = [
-                Partition(v.number, v.offset, v.size, str(v.type) if v.type is not None else None)
+                Partition(v.number, v.offset, _partition_size(v), str(v.type) if v.type is not None else None)
                 for v in vs.volumes
             ]
         except Exception:  # noqa: BLE001 - dissect raises many kinds; no table means one volume
@@ -157,6 +157,18 @@ class Source:
         # dissect lists MBR extended containers too; keep real partitions with a size.
         parts = [p for p in parts if p.size and p.offset < self.size]
         return parts or whole
+
+
+def _partition_size(v) -> int:
+    """dissect.volume computes GPT sizes as (last_lba - first_lba) sectors, but GPT's last LBA is
+    inclusive: one sector short, which would cut the last sector off every GPT partition."""
+    entry = getattr(getattr(v, "raw", None), "raw", None)
+    first, last = getattr(entry, "first_lba", None), getattr(entry, "last_lba", None)
+    if isinstance(first, int) and isinstance(last, int) and last >= first:
+        sector = getattr(getattr(v, "raw", None), "disk", None)
+        sector_size = getattr(sector, "sector_size", None) or 512
+        return (last - first + 1) * sector_size
+    return v.size
 
 
 def open_source(path: str | os.PathLike | list) -> Source:
@@ -179,6 +191,9 @@ def open_source(path: str | os.PathLike | list) -> Source:
     head = read_at(fh, 0, 512)
     if parse_boot_sector(head) is not None:
         return Source(spath, fh, size, "volume")
+    if len(head) < 512 and head[3:11] in (b"-FVE-FS-", b"MSWIN4.1"):
+        fh.close()
+        raise BadInputError(f"{spath}: truncated: a BitLocker boot sector cut off after {len(head)} bytes")
     fh.close()
     return _open_container(p, spath)
 

@@ -127,7 +127,7 @@ def scan(
         raise typer.Exit(3)
     if not any(v["bitlocker"] for r in reports for v in r["volumes"]):
         if not as_json:
-            _err("no BitLocker volume found")
+            _err(f"no BitLocker volume found in {', '.join(sources)}")
         raise typer.Exit(1)
 
 

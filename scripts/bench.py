@@ -1,0 +1,431 @@
+#!/usr/bin/env python3
+"""Benchmarks: bitlocker-tools against the hardware limits and the peers, in one run.
+
+Measures on this machine, side by side:
+- limits: ``openssl speed`` for SHA-256 (→ the single-stream key-stretch floor) and AES
+  XTS/CBC decryption;
+- ours: one key check (ms), batched candidates (keys/s on one core and on all cores, per SHA
+  path), sector decryption MB/s per method and sector size for the C core and the pure-Python
+  twin, end-to-end ``decrypt`` of a 2 GB volume (to a pipe and to a file, against ``dd``) with
+  peak memory, and ``verify`` as a whole process;
+- peers: dissect.fve (PyPI), libbde-python (PyPI, if it installed), dislocker and libbde-utils
+  (Debian), and a plain hashlib loop.
+
+Every figure is printed with its ratio to the limit or to the peer, and the whole table is
+written to docs/performance.md (``--no-write`` to skip). Numbers come from one run on one machine:
+compare ratios, not absolute figures across runs.
+
+    python scripts/bench.py [--quick] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bitlocker_tools._core import _pure, backend_name, load  # noqa: E402
+
+ROUNDS = 0x100000
+COMPRESSIONS_PER_KEY = 2 * ROUNDS
+METHODS = [(0x8004, "XTS-128", 32), (0x8005, "XTS-256", 64), (0x8002, "CBC-128", 16),
+           (0x8003, "CBC-256", 32), (0x8000, "CBC-128+diffuser", 32), (0x8001, "CBC-256+diffuser", 64)]
+RP = "284867-596541-514998-422114-660297-261613-215424-199408"
+
+
+class Report:
+    def __init__(self) -> None:
+        self.sections: list[tuple[str, list[list[str]]]] = []
+        self.notes: list[str] = []
+
+    def table(self, title: str, header: list[str], rows: list[list[str]]) -> None:
+        self.sections.append((title, [header, *rows]))
+        print(f"\n## {title}")
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        for r in [header, *rows]:
+            print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+
+    def markdown(self) -> str:
+        out = []
+        for title, rows in self.sections:
+            out.append(f"### {title}\n")
+            out.append("| " + " | ".join(rows[0]) + " |")
+            out.append("|" + "---|" * len(rows[0]))
+            out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows[1:]]
+            out.append("")
+        return "\n".join(out)
+
+
+def timed(fn, repeat: int = 3) -> float:
+    """Median wall time of ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# --- limits --------------------------------------------------------------------------------------
+
+
+def openssl_speed(args: list[str], seconds: int) -> float | None:
+    """Bytes/s of ``openssl speed`` at 16 KB blocks, or None."""
+    if not shutil.which("openssl"):
+        return None
+    cmd = ["openssl", "speed", "-seconds", str(seconds), "-bytes", "16384", *args]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    m = re.search(r"^\S.*?\s([\d.]+)k\s*$", res.stdout, re.MULTILINE)
+    return float(m.group(1)) * 1000 if m else None
+
+
+# --- key stretching -------------------------------------------------------------------------------
+
+
+def hashlib_loop(initial: bytes, salt: bytes) -> bytes:
+    last = bytes(32)
+    for i in range(ROUNDS):
+        last = hashlib.sha256(last + initial + salt + struct.pack("<Q", i)).digest()
+    return last
+
+
+def batched_rate(core, batch: int, threads: int, seconds_hint: float = 0.0) -> float:
+    """Keys/s of ``stretch_many`` with ``batch`` candidates per call on ``threads`` threads."""
+    salt = bytes(range(16))
+    cands = [hashlib.sha256(bytes([i])).digest() for i in range(batch)]
+
+    def work():
+        core.stretch_many(cands, salt, ROUNDS)
+
+    t = time.perf_counter()
+    ths = [threading.Thread(target=work) for _ in range(threads)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join()
+    return batch * threads / (time.perf_counter() - t)
+
+
+# --- sector decryption ---------------------------------------------------------------------------
+
+
+def decrypt_rate(core, method: int, key: bytes, sector_size: int, data: bytes, chunk: int = 4 << 20) -> float:
+    view = memoryview(data)
+
+    def run():
+        for off in range(0, len(data), chunk):
+            core.crypt_sectors(method, key, view[off : off + chunk], off, sector_size)
+
+    return len(data) / timed(run, 3) / 1e6
+
+
+# --- corpus & peers ------------------------------------------------------------------------------
+
+
+def corpus() -> Path:
+    spec = __import__("importlib.util").util.spec_from_file_location("fc", ROOT / "scripts" / "fetch_corpus.py")
+    mod = __import__("importlib.util").util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return Path(mod.ensure_corpus())
+
+
+def manifest() -> dict:
+    return {v["file"][:-3]: v for v in json.loads((ROOT / "tests" / "corpus_manifest.json").read_text())["volumes"]}
+
+
+def dissect_key_ms(vol: Path) -> float | None:
+    try:
+        from dissect.fve.bde import BDE
+    except ImportError:
+        return None
+
+    def run():
+        with vol.open("rb") as fh:
+            BDE(fh).unlock_with_passphrase("password12!@")
+
+    return timed(run, 1) * 1000
+
+
+def dissect_decrypt_mbs(vol: Path, passphrase: str, nbytes: int) -> float | None:
+    try:
+        from dissect.fve.bde import BDE
+    except ImportError:
+        return None
+    with vol.open("rb") as fh:
+        bde = BDE(fh)
+        bde.unlock_with_passphrase(passphrase)
+        stream = bde.open()
+        start = 1 << 20
+        t = time.perf_counter()
+        stream.seek(start)
+        remaining = nbytes
+        while remaining:
+            got = stream.read(min(1 << 20, remaining))
+            if not got:
+                break
+            remaining -= len(got)
+        return (nbytes - remaining) / (time.perf_counter() - t) / 1e6
+
+
+def dislocker_runs(vol: Path, fvek_hex: str, method: int, tmp: Path) -> tuple[float | None, float | None]:
+    """(ms per key check, MB/s decryption) for dislocker-file; the key cost is the difference
+    between a password run and an FVEK-file run over the same volume."""
+    if not shutil.which("dislocker-file"):
+        return None, None
+    fvek_file = tmp / "fvek.bin"
+    fvek_file.write_bytes(struct.pack("<H", method) + bytes.fromhex(fvek_hex).ljust(64, b"\0"))
+    out = tmp / "dislocker.out"
+
+    def run(args):
+        out.unlink(missing_ok=True)
+        t = time.perf_counter()
+        subprocess.run(["dislocker-file", "-V", str(vol), *args, "--", str(out)], check=True, capture_output=True)
+        return time.perf_counter() - t
+
+    with_fvek = statistics.median(run(["-k", str(fvek_file)]) for _ in range(3))
+    with_pw = statistics.median(run(["-upassword12!@"]) for _ in range(3))
+    size = out.stat().st_size
+    out.unlink(missing_ok=True)
+    return (with_pw - with_fvek) * 1000, size / with_fvek / 1e6
+
+
+def pybde_runs(vol: Path, nbytes: int) -> tuple[float | None, float | None]:
+    try:
+        import pybde  # libbde-python
+    except ImportError:
+        return None, None
+    t = time.perf_counter()
+    v = pybde.volume()
+    v.set_password("password12!@")
+    v.open(str(vol))
+    key_ms = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    pos, remaining = 1 << 20, nbytes
+    while remaining:
+        got = v.read_buffer_at_offset(min(1 << 20, remaining), pos)
+        if not got:
+            break
+        pos += len(got)
+        remaining -= len(got)
+    mbs = (nbytes - remaining) / (time.perf_counter() - t) / 1e6
+    v.close()
+    return key_ms, mbs
+
+
+def bdeinfo_ms(vol: Path) -> float | None:
+    if not shutil.which("bdeinfo"):
+        return None
+    t = time.perf_counter()
+    subprocess.run(["bdeinfo", "-p", "password12!@", str(vol)], capture_output=True)
+    return (time.perf_counter() - t) * 1000
+
+
+# --- end to end -----------------------------------------------------------------------------------
+
+
+def make_big_volume(src: Path, dst: Path, size: int) -> None:
+    """A ``size``-byte XTS-128 volume: the corpus volume's metadata with its conversion boundary
+    moved to ``size`` (CRC32s recomputed) and random ciphertext everywhere else."""
+    data = bytearray(src.read_bytes())
+    boot_offsets = struct.unpack_from("<3Q", data, 176)
+    for off in boot_offsets:
+        struct.pack_into("<Q", data, off + 16, size)
+        covered = struct.unpack_from("<H", data, off + 8)[0] * 16
+        struct.pack_into("<I", data, off + covered + 4, zlib.crc32(bytes(data[off : off + covered])))
+    rnd = os.urandom(1 << 20)
+    with dst.open("wb") as fh:
+        fh.write(data)
+        while fh.tell() < size:
+            fh.write(rnd[: min(len(rnd), size - fh.tell())])
+
+
+def cli_run(args: list[str], stdout=subprocess.DEVNULL) -> tuple[float, int]:
+    """(seconds, peak RSS KiB) of one CLI process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bitlocker_tools", *args], stdout=stdout, stderr=subprocess.DEVNULL, check=True)
+    elapsed = time.perf_counter() - t
+    return elapsed, max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+
+
+def rss_of(args: list[str]) -> int:
+    """Peak RSS (KiB) of a CLI run, measured with a fresh wrapper process."""
+    code = ("import resource,subprocess,sys;subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,"
+            "stderr=subprocess.DEVNULL,check=True);print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    res = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "bitlocker_tools", *args],
+                         capture_output=True, text=True, check=True)
+    return int(res.stdout.strip())
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller samples (noisier)")
+    ap.add_argument("--no-write", action="store_true", help="do not rewrite docs/performance.md")
+    args = ap.parse_args()
+    rep = Report()
+    native = load()
+    pure = _pure
+    cores = os.cpu_count() or 1
+    cdir = corpus()
+    man = manifest()
+    print(f"machine: {cpu_name()}, {cores} cores; core backend: {backend_name(native)}")
+
+    # Limits.
+    sec = 1 if args.quick else 2
+    sha = openssl_speed(["-evp", "sha256"], sec)
+    limit_ms = COMPRESSIONS_PER_KEY / (sha / 64) * 1000 if sha else None
+    aes_limits = {name: openssl_speed(["-decrypt", "-evp", cipher], sec)
+                  for name, cipher in [("XTS-128", "aes-128-xts"), ("XTS-256", "aes-256-xts"),
+                                       ("CBC-128", "aes-128-cbc"), ("CBC-256", "aes-256-cbc")]}
+    rep.table("Hardware limits (openssl speed, 16 KB blocks, one core)", ["what", "figure"],
+              [["SHA-256", f"{sha / 1e6:.0f} MB/s = {sha / 64 / 1e6:.1f} M compressions/s" if sha else "n/a"],
+               ["single-stream key-stretch floor", f"{limit_ms:.1f} ms/key" if limit_ms else "n/a"]]
+              + [[f"AES {k} decrypt", f"{v / 1e6:.0f} MB/s" if v else "n/a"] for k, v in aes_limits.items()])
+
+    # One key check.
+    salt = bytes(range(0x10, 0x20))
+    initial = hashlib.sha256(bytes(16)).digest()
+    ms_native = timed(lambda: native.stretch(initial, salt, ROUNDS), 5) * 1000
+    ms_pure = timed(lambda: pure.stretch(initial, salt, ROUNDS), 1 if args.quick else 3) * 1000
+    ms_hashlib = timed(lambda: hashlib_loop(initial, salt), 1) * 1000
+    ms_dissect = dissect_key_ms(cdir / "aes-xts_128.bin")
+    tmp = Path(tempfile.mkdtemp(prefix="bt-bench-"))
+    try:
+        dl_key_ms, _ = dislocker_runs(cdir / "aes-xts_128.bin", man["aes-xts_128.bin"]["credentials"]["fvek"], 0x8004, tmp)
+        pybde_key, _ = pybde_runs(cdir / "aes-xts_128.bin", 1 << 20)
+        bdeinfo = bdeinfo_ms(cdir / "aes-xts_128.bin")
+        rows = [["bitlocker-tools C core", f"{ms_native:.1f}", f"{ms_native / limit_ms:.2f}x" if limit_ms else "", "1.00x"],
+                ["bitlocker-tools pure Python", f"{ms_pure:.0f}", f"{ms_pure / limit_ms:.2f}x" if limit_ms else "", f"{ms_pure / ms_native:.1f}x slower"]]
+        for name, ms in [("plain hashlib loop", ms_hashlib), ("dissect.fve 4.6 (unlock)", ms_dissect),
+                         ("dislocker 0.7.3 (password run − FVEK run)", dl_key_ms), ("libbde-python (open)", pybde_key),
+                         ("bdeinfo -p (whole process)", bdeinfo)]:
+            if ms:
+                rows.append([name, f"{ms:.0f}", f"{ms / limit_ms:.2f}x" if limit_ms else "", f"ours {ms / ms_native:.1f}x faster"])
+        rep.table("One key check (stretch of 1,048,576 SHA-256)", ["implementation", "ms/key", "vs single-stream limit", "vs ours"], rows)
+
+        # Batched candidates.
+        feats = native.features() if hasattr(native, "features") else {}
+        rows = []
+        paths = ["default"]
+        if hasattr(native, "set_paths"):
+            paths = [p for p in ("shani", "avx512", "avx2", "scalar") if feats.get(p, p == "scalar")]
+        for path in paths:
+            if hasattr(native, "set_paths") and path != "default":
+                native.set_paths(stretch=path)
+            batch = 12 if path == "shani" else 16
+            one = batched_rate(native, batch, 1)
+            allc = batched_rate(native, batch, cores)
+            per_limit = (one / (1000 / limit_ms)) if limit_ms else None
+            rows.append([path, batch, f"{one:.1f}", f"{per_limit:.2f}x" if per_limit else "", f"{allc:.1f}", f"{allc / one:.2f}x"])
+        if hasattr(native, "set_paths"):
+            native.set_paths(stretch=None)
+        rows.append(["pure Python", 1, f"{1000 / ms_pure:.2f}", "", "", ""])
+        rep.table("Batched candidates (stretch_many)", ["path", "batch", "keys/s 1 core", "vs single-stream limit",
+                                                        f"keys/s {cores} cores", "scaling"], rows)
+
+        # Sector decryption.
+        data = os.urandom((16 if args.quick else 64) << 20)
+        key = os.urandom(64)
+        rows = []
+        for method, name, klen in METHODS:
+            for ss in (512, 4096):
+                n = decrypt_rate(native, method, key[:klen], ss, data)
+                p = decrypt_rate(pure, method, key[:klen], ss, data[: len(data) // (4 if "diffuser" in name else 1)])
+                lim = aes_limits.get(name.split("+")[0])
+                rows.append([name, ss, f"{n:.0f}", f"{100 * n * 1e6 / lim:.0f}%" if lim else "", f"{p:.0f}"])
+        rep.table("Sector decryption, one core (MB/s)", ["method", "sector", "C core", "vs openssl", "pure Python"], rows)
+
+        # Peers' decryption.
+        rows = []
+        for vol, name, method in [("aes-xts_128.bin", "XTS-128", 0x8004), ("aes_128.bin", "CBC-128", 0x8002),
+                                  ("aes_128_diffuser.bin", "CBC-128+diffuser", 0x8000)]:
+            ours = decrypt_rate(native, method, key[: dict((m, k) for m, _, k in METHODS)[method]], 512, data[: 16 << 20])
+            ds = dissect_decrypt_mbs(cdir / vol, "password12!@", (1 << 20) if "diffuser" in name else (4 << 20))
+            _, dl = dislocker_runs(cdir / vol, man[vol]["credentials"]["fvek"], method, tmp)
+            _, pb = pybde_runs(cdir / vol, 8 << 20)
+            row = [name, f"{ours:.0f}"]
+            for peer in (dl, ds, pb):
+                row += [f"{peer:.1f}" if peer else "n/a", f"{ours / peer:.0f}x" if peer else ""]
+            rows.append(row)
+        rep.table("Decryption against the peers, 512-byte sectors (MB/s)",
+                  ["method", "ours", "dislocker", "ratio", "dissect.fve", "ratio", "libbde-python", "ratio"], rows)
+
+        # End to end.
+        rows = []
+        size = (512 if args.quick else 2048) << 20
+        big = tmp / "big.bin"
+        make_big_volume(cdir / "aes-xts_128.bin", big, size)
+        fvek = man["aes-xts_128.bin"]["credentials"]["fvek"]
+        subprocess.run(["cat", str(big)], stdout=subprocess.DEVNULL)  # into the page cache
+        secs, _ = cli_run(["decrypt", str(big), "--fvek", fvek, "-o", "-"])
+        rows.append([f"decrypt {size >> 20} MiB → pipe → /dev/null", f"{secs:.2f} s", f"{size / secs / 1e9:.2f} GB/s", ""])
+        out = tmp / "out.img"
+        t = time.perf_counter()
+        subprocess.run(["dd", "if=/dev/zero", f"of={out}", "bs=4M", f"count={size >> 22}", "conv=fsync"],
+                       capture_output=True, check=True)
+        dd_secs = time.perf_counter() - t
+        out.unlink()
+        secs, _ = cli_run(["decrypt", str(big), "--fvek", fvek, "-o", str(out)])
+        out.unlink()
+        rows.append([f"decrypt {size >> 20} MiB → file", f"{secs:.2f} s", f"{size / secs / 1e9:.2f} GB/s",
+                     f"{secs / dd_secs:.2f}x dd ({dd_secs:.2f} s)"])
+        small = tmp / "small.bin"
+        make_big_volume(cdir / "aes-xts_128.bin", small, 100 << 20)
+        rss_small = rss_of(["decrypt", str(small), "--fvek", fvek, "-o", "-"])
+        rss_big = rss_of(["decrypt", str(big), "--fvek", fvek, "-o", "-"])
+        rows.append(["peak RSS, 100 MiB volume", f"{rss_small / 1024:.0f} MiB", "", ""])
+        rows.append([f"peak RSS, {size >> 20} MiB volume", f"{rss_big / 1024:.0f} MiB", "", ""])
+        vtimes = [cli_run(["verify", str(cdir / "recovery_password.bin"), "-r", RP])[0] for _ in range(5)]
+        rows.append(["verify (whole process, recovery password)", f"{statistics.median(vtimes):.3f} s", "", ""])
+        rep.table("End to end (CLI processes)", ["what", "time", "rate", "vs"], rows)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if not args.no_write:
+        write_doc(rep, cores, backend_name(native))
+
+
+def write_doc(rep: Report, cores: int, backend: str) -> None:
+    path = ROOT / "docs" / "performance.md"
+    text = path.read_text() if path.exists() else ""
+    marker = "<!-- bench -->"
+    head = text.split(marker)[0] if marker in text else "# Performance\n\n"
+    body = (f"{marker}\n## Latest run of `scripts/bench.py`\n\n"
+            f"Machine: {cpu_name()}, {cores} cores, Python {platform.python_version()}, core backend {backend}, "
+            f"{time.strftime('%Y-%m-%d', time.gmtime())}.\n\n" + rep.markdown())
+    path.write_text(head + body)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
