@@ -53,6 +53,7 @@ static inline uint32_t bt_bswap32(uint32_t x)
 typedef struct {
     int sha_ni;   /* SHA + SSE4.1 */
     int aesni;    /* AES + SSE4.1 */
+    int avx;      /* AVX with OS ymm state */
     int avx2;     /* AVX2 with OS ymm state */
     int avx512;   /* AVX-512 F + VL with OS zmm state */
     int vaes;     /* VAES + AVX-512 F/VL/BW (zmm AES) */
@@ -60,6 +61,10 @@ typedef struct {
 
 extern bt_cpu_t bt_cpu;
 void bt_cpu_detect(void);
+/* vzeroupper when the CPU has AVX: called before legacy-SSE-encoded kernels (SHA-NI, AES-NI),
+ * which otherwise pay a large transition penalty on Intel if the caller left the upper halves
+ * of the vector registers dirty. */
+void bt_clean_upper(void);
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 void bt_wipe(void *p, size_t n); /* memset that the optimiser may not drop */
@@ -110,16 +115,39 @@ void bt_stretch_scalar(const uint32_t *init_w, size_t n, const uint32_t salt_w[4
                        uint32_t *out_w);
 #if BT_X86
 void bt_sha256_compress_shani(uint32_t state[8], const uint8_t block[64]);
-void bt_stretch_shani(const uint32_t *init_w, size_t n, const uint32_t salt_w[4], uint64_t rounds,
-                      uint32_t *out_w);
 int bt_shani_kernel_lanes(int kernel);
 void bt_stretch_shani_kernel(int kernel, const uint32_t *init_w, const uint32_t salt_w[4],
                              uint64_t rounds, uint32_t *out_w);
-void bt_stretch_avx2(const uint32_t *init_w, size_t n, const uint32_t salt_w[4], uint64_t rounds,
+void bt_lanes_avx2_8(const uint32_t *init_w, const uint32_t salt_w[4], uint64_t rounds,
                      uint32_t *out_w);
-void bt_stretch_avx512(const uint32_t *init_w, size_t n, const uint32_t salt_w[4], uint64_t rounds,
-                       uint32_t *out_w);
+void bt_lanes_avx512vl_8(const uint32_t *init_w, const uint32_t salt_w[4], uint64_t rounds,
+                         uint32_t *out_w);
+void bt_lanes_avx512_16(const uint32_t *init_w, const uint32_t salt_w[4], uint64_t rounds,
+                        uint32_t *out_w);
 #endif
+
+/* Planner (bt_stretch.c): the kernels, their measured cost, and a batch schedule. */
+typedef struct {
+    const char *name;
+    int path;      /* BT_PATH_* family */
+    int lanes;     /* candidates per call */
+    int available; /* usable on this CPU */
+    double cost;   /* measured seconds per round per call (0: not measured) */
+} bt_kinfo;
+
+int bt_stretch_nkernels(void);
+bt_kinfo *bt_stretch_kernel(int i);
+int bt_stretch_find_kernel(const char *name);
+void bt_stretch_calibrate(void);
+/* Run kernel i on `take` (<= lanes) candidates, padding the call. */
+void bt_stretch_run_kernel(int i, const uint32_t *init_w, size_t take, const uint32_t salt_w[4],
+                           uint64_t rounds, uint32_t *out_w);
+/* Stretch n candidates with the kernels of `path` (BT_PATH_AUTO: all available), choosing the
+ * cheapest sequence of kernel calls from the calibrated costs. Returns -1 when `path` has no
+ * kernel on this CPU, -2 on allocation failure. */
+int bt_stretch_plan_run(int path, const uint32_t *init_w, size_t n, const uint32_t salt_w[4],
+                        uint64_t rounds, uint32_t *out_w);
+
 /* Hash n items of item_len bytes each; out gets 32 bytes per item. */
 void bt_sha256_many(const uint8_t *data, size_t item_len, size_t n, uint8_t *out, int use_shani);
 

@@ -57,6 +57,7 @@ void bt_cpu_detect(void)
         zmm_os = (xcr0 & 0xe6) == 0xe6;
     }
     bt_cpu.aesni = sse41 && aes;
+    bt_cpu.avx = avx && ymm_os;
     if (max_leaf >= 7) {
         unsigned b, c;
         cpuid(7, 0, r);
@@ -70,6 +71,15 @@ void bt_cpu_detect(void)
         bt_cpu.vaes = bt_cpu.avx512 && bt_cpu.aesni && ((c >> 9) & 1) && ((b >> 30) & 1);
     }
 }
+
+BT_TARGET("avx") static void zeroupper_avx(void) { _mm256_zeroupper(); }
+
+void bt_clean_upper(void)
+{
+    if (bt_cpu.avx)
+        zeroupper_avx();
+}
 #else
 void bt_cpu_detect(void) { memset(&bt_cpu, 0, sizeof bt_cpu); }
+void bt_clean_upper(void) {}
 #endif

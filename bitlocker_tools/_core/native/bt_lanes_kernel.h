@@ -126,8 +126,10 @@ LTGT BT_NOINLINE static void LNAME(const uint32_t *init_w, const uint32_t salt_w
             LV a, b, c, d, e, f, g, h, x0, x1, w[16];
             LV m0, m1, m2, m3, m4, m5, m6, m7;
             /* block 1: last hash || initial, from the IV */
-            for (i = 0; i < 8; i++)
+            for (i = 0; i < 8; i++) {
                 w[i] = hv[i];
+                w[8 + i] = cv[i];
+            }
             a = VSET1(bt_sha256_iv[0]);
             b = VSET1(bt_sha256_iv[1]);
             c = VSET1(bt_sha256_iv[2]);

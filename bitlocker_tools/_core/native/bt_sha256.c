@@ -138,8 +138,10 @@ void bt_sha256_many(const uint8_t *data, size_t item_len, size_t n, uint8_t *out
     uint32_t st[8];
     size_t i, k;
 #if BT_X86
-    if (use_shani)
+    if (use_shani) {
         compress = bt_sha256_compress_shani;
+        bt_clean_upper();
+    }
 #else
     (void)use_shani;
 #endif

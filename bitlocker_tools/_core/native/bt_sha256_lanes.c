@@ -95,46 +95,23 @@
 #define LTGT BT_TARGET("avx2,avx512f,avx512vl")
 #include "bt_lanes_kernel.h"
 
-/* Run a kernel of `lanes` lanes over n candidates, padding the last group. */
-static void run_groups(void (*fn)(const uint32_t *, const uint32_t *, uint64_t, uint32_t *),
-                       size_t lanes, const uint32_t *init_w, size_t n, const uint32_t salt_w[4],
-                       uint64_t rounds, uint32_t *out_w)
-{
-    uint32_t in_pad[16 * 8], out_pad[16 * 8];
-    while (n >= lanes) {
-        fn(init_w, salt_w, rounds, out_w);
-        init_w += 8 * lanes;
-        out_w += 8 * lanes;
-        n -= lanes;
-    }
-    if (n) {
-        memset(in_pad, 0, sizeof in_pad);
-        memcpy(in_pad, init_w, n * 32);
-        fn(in_pad, salt_w, rounds, out_pad);
-        memcpy(out_w, out_pad, n * 32);
-        bt_wipe(in_pad, sizeof in_pad);
-        bt_wipe(out_pad, sizeof out_pad);
-    }
-}
-
-void bt_stretch_avx2(const uint32_t *init_w, size_t n, const uint32_t salt_w[4], uint64_t rounds,
+/* Exactly 8 / 8 / 16 candidates per call. */
+void bt_lanes_avx2_8(const uint32_t *init_w, const uint32_t salt_w[4], uint64_t rounds,
                      uint32_t *out_w)
 {
-    run_groups(lanes_avx2_8, 8, init_w, n, salt_w, rounds, out_w);
+    lanes_avx2_8(init_w, salt_w, rounds, out_w);
 }
 
-void bt_stretch_avx512(const uint32_t *init_w, size_t n, const uint32_t salt_w[4], uint64_t rounds,
-                       uint32_t *out_w)
+void bt_lanes_avx512vl_8(const uint32_t *init_w, const uint32_t salt_w[4], uint64_t rounds,
+                         uint32_t *out_w)
 {
-    size_t big = n / 16 * 16, rest = n - big;
-    if (rest > 8) { /* the last group runs 16-wide, padded */
-        run_groups(lanes_avx512_16, 16, init_w, n, salt_w, rounds, out_w);
-        return;
-    }
-    if (big)
-        run_groups(lanes_avx512_16, 16, init_w, big, salt_w, rounds, out_w);
-    if (rest)
-        run_groups(lanes_avx512vl_8, 8, init_w + 8 * big, rest, salt_w, rounds, out_w + 8 * big);
+    lanes_avx512vl_8(init_w, salt_w, rounds, out_w);
+}
+
+void bt_lanes_avx512_16(const uint32_t *init_w, const uint32_t salt_w[4], uint64_t rounds,
+                        uint32_t *out_w)
+{
+    lanes_avx512_16(init_w, salt_w, rounds, out_w);
 }
 
 #endif /* BT_X86 */

@@ -130,11 +130,6 @@
 #define KNB 0
 #define KTGT TGT_SHA
 #include "bt_shani_kernel.h"
-#define KNAME shani_k4
-#define KNA 4
-#define KNB 0
-#define KTGT TGT_SHA
-#include "bt_shani_kernel.h"
 #define KNAME shani_p22
 #define KNA 2
 #define KNB 2
@@ -144,11 +139,6 @@
 #define KNA 3
 #define KNB 3
 #define KTGT TGT_SHA
-#include "bt_shani_kernel.h"
-#define KNAME shani_k4_vl
-#define KNA 4
-#define KNB 0
-#define KTGT TGT_SHA_VL
 #include "bt_shani_kernel.h"
 #define KNAME shani_k3_vl
 #define KNA 3
@@ -165,11 +155,6 @@
 #define KNB 3
 #define KTGT TGT_SHA_VL
 #include "bt_shani_kernel.h"
-#define KNAME shani_p44_vl
-#define KNA 4
-#define KNB 4
-#define KTGT TGT_SHA_VL
-#include "bt_shani_kernel.h"
 
 typedef void (*shani_kernel_fn)(const uint32_t *, const uint32_t *, uint64_t, uint32_t *);
 
@@ -180,10 +165,9 @@ static const struct {
     int lanes;
     int vl;
 } shani_kernels[] = {
-    {1, shani_k1, 1, 0},         {2, shani_k2, 2, 0},         {3, shani_k3, 3, 0},
-    {4, shani_k4, 4, 0},         {22, shani_p22, 4, 0},       {33, shani_p33, 6, 0},
-    {104, shani_k4_vl, 4, 1},    {103, shani_k3_vl, 3, 1},    {122, shani_p22_vl, 4, 1},
-    {133, shani_p33_vl, 6, 1},   {144, shani_p44_vl, 8, 1},
+    {1, shani_k1, 1, 0},       {2, shani_k2, 2, 0},         {3, shani_k3, 3, 0},
+    {22, shani_p22, 4, 0},     {33, shani_p33, 6, 0},       {103, shani_k3_vl, 3, 1},
+    {122, shani_p22_vl, 4, 1}, {133, shani_p33_vl, 6, 1},
 };
 
 /* Returns the number of candidates the kernel takes (0: unknown / unavailable). When init_w is
@@ -209,37 +193,6 @@ void bt_stretch_shani_kernel(int kernel, const uint32_t *init_w, const uint32_t 
             shani_kernels[i].fn(init_w, salt_w, rounds, out_w);
             return;
         }
-}
-
-/* n candidates: big groups through the pipelined kernel, the rest through smaller ones. */
-void bt_stretch_shani(const uint32_t *init_w, size_t n, const uint32_t salt_w[4], uint64_t rounds,
-                      uint32_t *out_w)
-{
-    int vl = bt_cpu.avx512;
-    while (n > 0) {
-        shani_kernel_fn fn;
-        size_t take;
-        if (n >= 6) {
-            fn = vl ? shani_p33_vl : shani_p33;
-            take = 6;
-        } else if (n >= 4) {
-            fn = vl ? shani_p22_vl : shani_p22;
-            take = 4;
-        } else if (n == 3) {
-            fn = vl ? shani_k3_vl : shani_k3;
-            take = 3;
-        } else if (n == 2) {
-            fn = shani_k2;
-            take = 2;
-        } else {
-            fn = shani_k1;
-            take = 1;
-        }
-        fn(init_w, salt_w, rounds, out_w);
-        init_w += 8 * take;
-        out_w += 8 * take;
-        n -= take;
-    }
 }
 
 /* Generic compression (used for hashing arbitrary messages). */

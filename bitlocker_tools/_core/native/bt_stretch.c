@@ -1,0 +1,258 @@
+/* Stretch planner: the table of kernels, a one-off calibration of their speed on this CPU, and
+ * the choice of kernel calls for a batch of n candidates (dynamic programming over n).
+ *
+ * Which kernel wins depends on the micro-architecture: on AMD Zen 4 sha256rnds2 issues once per
+ * cycle and pipelined SHA-NI chains are fastest; on recent Intel cores it issues about once per
+ * three cycles and the 16-lane AVX-512 kernel is twice as fast. Measuring avoids guessing.
+ */
+#include "bt_common.h"
+#include <stdlib.h>
+
+#ifdef _WIN32
+#include <windows.h>
+static double now(void)
+{
+    LARGE_INTEGER f, c;
+    QueryPerformanceFrequency(&f);
+    QueryPerformanceCounter(&c);
+    return (double)c.QuadPart / (double)f.QuadPart;
+}
+#else
+#include <time.h>
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+#endif
+
+enum {
+    K_SCALAR,
+    K_SHANI1,
+    K_SHANI2,
+    K_SHANI3,
+    K_SHANI4,
+    K_SHANI6,
+    K_SHANI3_VL,
+    K_SHANI4_VL,
+    K_SHANI6_VL,
+    K_AVX2_8,
+    K_AVX512VL_8,
+    K_AVX512_16,
+    K_COUNT
+};
+
+static bt_kinfo kernels[K_COUNT] = {
+    {"scalar", BT_PATH_SCALAR, 1, 1, 0.0},      {"shani1", BT_PATH_SHANI, 1, 0, 0.0},
+    {"shani2", BT_PATH_SHANI, 2, 0, 0.0},       {"shani3", BT_PATH_SHANI, 3, 0, 0.0},
+    {"shani4", BT_PATH_SHANI, 4, 0, 0.0},       {"shani6", BT_PATH_SHANI, 6, 0, 0.0},
+    {"shani3_vl", BT_PATH_SHANI, 3, 0, 0.0},    {"shani4_vl", BT_PATH_SHANI, 4, 0, 0.0},
+    {"shani6_vl", BT_PATH_SHANI, 6, 0, 0.0},
+    {"avx2_8", BT_PATH_AVX2, 8, 0, 0.0},        {"avx512vl_8", BT_PATH_AVX512, 8, 0, 0.0},
+    {"avx512_16", BT_PATH_AVX512, 16, 0, 0.0},
+};
+static int availability_set, calibrated;
+
+static void set_availability(void)
+{
+    if (availability_set)
+        return;
+#if BT_X86
+    {
+        int i;
+        for (i = K_SHANI1; i <= K_SHANI6; i++)
+            kernels[i].available = bt_cpu.sha_ni;
+        /* the same kernels built with AVX-512VL (spills to xmm16-31); measured, not assumed */
+        for (i = K_SHANI3_VL; i <= K_SHANI6_VL; i++)
+            kernels[i].available = bt_cpu.sha_ni && bt_cpu.avx512;
+        kernels[K_AVX2_8].available = bt_cpu.avx2;
+        kernels[K_AVX512VL_8].available = bt_cpu.avx512;
+        kernels[K_AVX512_16].available = bt_cpu.avx512;
+    }
+#endif
+    /* rough defaults (seconds per round per call) until calibrated */
+    kernels[K_SCALAR].cost = 400e-3 / 1048576;
+    kernels[K_SHANI1].cost = 75e-3 / 1048576;
+    kernels[K_SHANI2].cost = 2 * 45e-3 / 1048576;
+    kernels[K_SHANI3].cost = 3 * 40e-3 / 1048576;
+    kernels[K_SHANI4].cost = 4 * 33e-3 / 1048576;
+    kernels[K_SHANI6].cost = 6 * 30e-3 / 1048576;
+    kernels[K_SHANI3_VL].cost = 3 * 40e-3 / 1048576;
+    kernels[K_SHANI4_VL].cost = 4 * 33e-3 / 1048576;
+    kernels[K_SHANI6_VL].cost = 6 * 30e-3 / 1048576;
+    kernels[K_AVX2_8].cost = 8 * 75e-3 / 1048576;
+    kernels[K_AVX512VL_8].cost = 8 * 42e-3 / 1048576;
+    kernels[K_AVX512_16].cost = 16 * 30e-3 / 1048576;
+    availability_set = 1;
+}
+
+int bt_stretch_nkernels(void)
+{
+    set_availability();
+    return K_COUNT;
+}
+
+bt_kinfo *bt_stretch_kernel(int i)
+{
+    set_availability();
+    return (i >= 0 && i < K_COUNT) ? &kernels[i] : NULL;
+}
+
+int bt_stretch_find_kernel(const char *name)
+{
+    int i;
+    for (i = 0; i < K_COUNT; i++)
+        if (strcmp(kernels[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static void call_kernel(int i, const uint32_t *in, const uint32_t salt_w[4], uint64_t rounds,
+                        uint32_t *out)
+{
+    if (i >= K_SHANI1 && i <= K_SHANI6_VL)
+        bt_clean_upper();
+    switch (i) {
+#if BT_X86
+    case K_SHANI1:
+        bt_stretch_shani_kernel(1, in, salt_w, rounds, out);
+        return;
+    case K_SHANI2:
+        bt_stretch_shani_kernel(2, in, salt_w, rounds, out);
+        return;
+    case K_SHANI3:
+        bt_stretch_shani_kernel(3, in, salt_w, rounds, out);
+        return;
+    case K_SHANI4:
+        bt_stretch_shani_kernel(22, in, salt_w, rounds, out);
+        return;
+    case K_SHANI6:
+        bt_stretch_shani_kernel(33, in, salt_w, rounds, out);
+        return;
+    case K_SHANI3_VL:
+        bt_stretch_shani_kernel(103, in, salt_w, rounds, out);
+        return;
+    case K_SHANI4_VL:
+        bt_stretch_shani_kernel(122, in, salt_w, rounds, out);
+        return;
+    case K_SHANI6_VL:
+        bt_stretch_shani_kernel(133, in, salt_w, rounds, out);
+        return;
+    case K_AVX2_8:
+        bt_lanes_avx2_8(in, salt_w, rounds, out);
+        return;
+    case K_AVX512VL_8:
+        bt_lanes_avx512vl_8(in, salt_w, rounds, out);
+        return;
+    case K_AVX512_16:
+        bt_lanes_avx512_16(in, salt_w, rounds, out);
+        return;
+#endif
+    default:
+        bt_stretch_scalar(in, 1, salt_w, rounds, out);
+        return;
+    }
+}
+
+void bt_stretch_run_kernel(int i, const uint32_t *init_w, size_t take, const uint32_t salt_w[4],
+                           uint64_t rounds, uint32_t *out_w)
+{
+    size_t lanes = (size_t)kernels[i].lanes;
+    if (take == lanes) {
+        call_kernel(i, init_w, salt_w, rounds, out_w);
+    } else {
+        uint32_t in_pad[16 * 8], out_pad[16 * 8];
+        memset(in_pad, 0, sizeof in_pad);
+        memcpy(in_pad, init_w, take * 32);
+        call_kernel(i, in_pad, salt_w, rounds, out_pad);
+        memcpy(out_w, out_pad, take * 32);
+        bt_wipe(in_pad, sizeof in_pad);
+        bt_wipe(out_pad, sizeof out_pad);
+    }
+}
+
+void bt_stretch_calibrate(void)
+{
+    uint32_t in[16 * 8], out[16 * 8], salt[4] = {1, 2, 3, 4};
+    int i, rep;
+    set_availability();
+    if (calibrated)
+        return;
+    memset(in, 0x5a, sizeof in);
+    for (i = 0; i < K_COUNT; i++) {
+        const uint64_t rounds = i == K_SCALAR ? 1024 : 4096;
+        double best = 1e30;
+        if (!kernels[i].available)
+            continue;
+        for (rep = 0; rep < 2; rep++) {
+            double t0 = now(), t;
+            call_kernel(i, in, salt, rounds, out);
+            t = now() - t0;
+            if (t < best)
+                best = t;
+        }
+        if (best > 0)
+            kernels[i].cost = best / (double)rounds;
+    }
+    calibrated = 1;
+}
+
+int bt_stretch_plan_run(int path, const uint32_t *init_w, size_t n, const uint32_t salt_w[4],
+                        uint64_t rounds, uint32_t *out_w)
+{
+    int usable[K_COUNT], nusable = 0, i;
+    double *cost;
+    signed char *choice;
+    size_t m;
+    set_availability();
+    for (i = 0; i < K_COUNT; i++)
+        if (kernels[i].available && (path == BT_PATH_AUTO || kernels[i].path == path))
+            usable[nusable++] = i;
+    if (!nusable)
+        return -1;
+    if (n == 0)
+        return 0;
+    if (nusable == 1) {
+        size_t lanes = (size_t)kernels[usable[0]].lanes, done;
+        for (done = 0; done < n; done += lanes) {
+            size_t take = n - done < lanes ? n - done : lanes;
+            bt_stretch_run_kernel(usable[0], init_w + 8 * done, take, salt_w, rounds,
+                                  out_w + 8 * done);
+        }
+        return 0;
+    }
+    bt_stretch_calibrate();
+    cost = (double *)malloc((n + 1) * sizeof(double));
+    choice = (signed char *)malloc(n + 1);
+    if (!cost || !choice) {
+        free(cost);
+        free(choice);
+        return -2;
+    }
+    cost[0] = 0.0;
+    for (m = 1; m <= n; m++) {
+        int j;
+        cost[m] = 1e300;
+        choice[m] = -1;
+        for (j = 0; j < nusable; j++) {
+            size_t lanes = (size_t)kernels[usable[j]].lanes;
+            double c = cost[m > lanes ? m - lanes : 0] + kernels[usable[j]].cost;
+            if (c < cost[m]) {
+                cost[m] = c;
+                choice[m] = (signed char)usable[j];
+            }
+        }
+    }
+    m = n;
+    while (m > 0) {
+        int k = choice[m];
+        size_t lanes = (size_t)kernels[k].lanes, take = m < lanes ? m : lanes;
+        bt_stretch_run_kernel(k, init_w + 8 * (m - take), take, salt_w, rounds,
+                              out_w + 8 * (m - take));
+        m -= take;
+    }
+    free(cost);
+    free(choice);
+    return 0;
+}
