@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from bitlocker_tools._core import _pure, _pure_search
+from bitlocker_tools._core import _pure
 
 try:
     from bitlocker_tools._core import _native
@@ -347,7 +347,7 @@ def test_crypt_sectors_into_and_buffers(method):
     assert big[512:] == expected
     # the pure-Python twin of crypt_sectors_into
     out2 = bytearray(len(data))
-    _pure_search.crypt_sectors_into(method, key, data, offset, 512, True, out2)
+    _pure.crypt_sectors_into(method, key, data, offset, 512, True, out2)
     assert out2 == expected
     with pytest.raises(ValueError):
         _native.crypt_sectors_into(method, key, data, offset, 512, True, bytearray(len(data) - 512))
@@ -381,16 +381,16 @@ def test_keyword_arguments_match_pure():
     assert _native.crypt_sectors(**kwargs) == _pure.crypt_sectors(**kwargs)
     out_n, out_p = bytearray(1024), bytearray(1024)
     _native.crypt_sectors_into(out=out_n, **kwargs)
-    _pure_search.crypt_sectors_into(out=out_p, **kwargs)
+    _pure.crypt_sectors_into(out=out_p, **kwargs)
     assert out_n == out_p
     assert _native.sha256_many(data=bytes(32), item_len=16) == \
-        _pure_search.sha256_many(data=bytes(32), item_len=16)
-    assert _native.expand_groups(groups=[[1]] * 8) == _pure_search.expand_groups(groups=[[1]] * 8)
+        _pure.sha256_many(data=bytes(32), item_len=16)
+    assert _native.expand_groups(groups=[[1]] * 8) == _pure.expand_groups(groups=[[1]] * 8)
 
 
 def test_crypt_sectors_into_pure_length_check():
     with pytest.raises(ValueError):
-        _pure_search.crypt_sectors_into(0x8004, bytes(32), bytes(512), 0, 512, True, bytearray(1024))
+        _pure.crypt_sectors_into(0x8004, bytes(32), bytes(512), 0, 512, True, bytearray(1024))
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -435,7 +435,7 @@ DIFFUSER_B_ENC_OF_A = "1d5a51ae0d0b6309f1f8661376af9ebd880b1274601f6841f5aaeb527
 
 
 def diffuser(name):
-    return _pure_search.diffuser_test if name == "pure" else _native._diffuser_test
+    return _pure._diffuser_test if name == "pure" else _native._diffuser_test
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -454,7 +454,7 @@ def test_diffuser_native_vs_pure(size):
         for which in "ab":
             for decrypt in (True, False):
                 got = _native._diffuser_test(which, decrypt, data)
-                assert got == _pure_search.diffuser_test(which, decrypt, data)
+                assert got == _pure._diffuser_test(which, decrypt, data)
             assert _native._diffuser_test(which, True, _native._diffuser_test(which, False, data)) == data
 
 
@@ -463,7 +463,7 @@ def test_diffuser_native_vs_pure(size):
 
 @pytest.mark.parametrize("name", ["pure", pytest.param("native", marks=needs_native)])
 def test_expand_groups_order(name):
-    mod = _pure_search if name == "pure" else _native
+    mod = _pure if name == "pure" else _native
     groups = [[1, 2], [3], [4], [5], [6], [7], [8], [9, 10]]
     out = mod.expand_groups(groups)
     words = [int.from_bytes(out[i:i + 2], "little") for i in range(0, len(out), 2)]
@@ -482,9 +482,9 @@ def test_expand_groups_native_vs_pure():
     rng = random.Random(8)
     for _ in range(200):
         groups = [[rng.randrange(65536) for _ in range(rng.randrange(1, 4))] for _ in range(8)]
-        assert _native.expand_groups(groups) == _pure_search.expand_groups(groups)
+        assert _native.expand_groups(groups) == _pure.expand_groups(groups)
     full = [list(range(65536))] + [[111111 // 11]] * 7
-    assert _native.expand_groups(full) == _pure_search.expand_groups(full)
+    assert _native.expand_groups(full) == _pure.expand_groups(full)
 
 
 @needs_native
@@ -497,9 +497,9 @@ def test_sha256_many(path):
         expected = b"".join(hashlib.sha256(data[i:i + item_len]).digest()
                             for i in range(0, len(data), item_len))
         assert _native.sha256_many(data, item_len) == expected
-        assert _pure_search.sha256_many(data, item_len) == expected
+        assert _pure.sha256_many(data, item_len) == expected
     assert _native.sha256_many(b"", 16) == b""
-    for mod in (_native, _pure_search):
+    for mod in (_native, _pure):
         with pytest.raises(ValueError):
             mod.sha256_many(bytes(17), 16)
         with pytest.raises(ValueError):

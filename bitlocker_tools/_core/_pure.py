@@ -9,6 +9,7 @@ loop per sector in Python runs at a few MB/s.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 
 import numpy as np
@@ -213,3 +214,56 @@ def crypt_sectors(method: int, key: bytes, data: bytes | bytearray | memoryview,
         half = len(key) // 2
         return _elephant(key[:half], key[half:], data, offset, sector_size, decrypt)
     raise ValueError(f"unsupported method {method:#x}")
+
+
+# --- candidate search and allocation-free helpers (same interface as the C core) ----------------
+
+
+def expand_groups(groups: list[list[int]]) -> bytes:
+    """All key16 values for 8 groups of candidate words, concatenated.
+
+    ``groups`` holds, for each of the 8 recovery-password groups, the candidate 16-bit words
+    (group value / 11). Every combination becomes 8 little-endian u16 (16 bytes), in
+    lexicographic order with group 0 varying slowest (``itertools.product`` order).
+    """
+    groups = [list(g) for g in groups]
+    if len(groups) != 8:
+        raise ValueError("groups must hold exactly 8 groups")
+    for i, g in enumerate(groups):
+        for v in g:
+            v = int(v)
+            if not 0 <= v <= 0xFFFF:
+                raise ValueError(f"group {i}: word {v} is not in 0..65535")
+    pack = struct.Struct("<8H").pack
+    return b"".join(pack(*combo) for combo in itertools.product(*groups))
+
+
+def sha256_many(data: bytes | bytearray | memoryview, item_len: int) -> bytes:
+    """SHA-256 of each consecutive ``item_len``-byte item of ``data``, digests concatenated."""
+    data = memoryview(data).cast("B")
+    if item_len <= 0 or len(data) % item_len:
+        raise ValueError("item_len must be positive and divide the length of data")
+    sha256 = hashlib.sha256
+    return b"".join(sha256(data[i:i + item_len]).digest() for i in range(0, len(data), item_len))
+
+
+def crypt_sectors_into(method: int, key: bytes, data: bytes | bytearray | memoryview, offset: int,
+                       sector_size: int, decrypt: bool, out: bytearray | memoryview) -> None:
+    """``crypt_sectors`` writing its result into ``out`` (a writable buffer of the same length)."""
+    view = memoryview(out).cast("B")
+    if len(view) != len(data):
+        raise ValueError("out must have the same length as data")
+    view[:] = crypt_sectors(method, key, bytes(data), offset, sector_size, decrypt)
+
+
+def _diffuser_test(which: str, decrypt: bool, data: bytes) -> bytearray:
+    """One Elephant diffuser ('a' or 'b') over ``data`` as a single sector (the pure twin of
+    the native ``_diffuser_test`` hook)."""
+    words = np.frombuffer(bytes(data), dtype="<u4").reshape(-1, 1).copy()
+    if which == "a":
+        diffuser_a(words, decrypt)
+    elif which == "b":
+        diffuser_b(words, decrypt)
+    else:
+        raise ValueError("which must be 'a' or 'b'")
+    return bytearray(words.astype("<u4").tobytes())
