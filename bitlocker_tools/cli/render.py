@@ -1,7 +1,7 @@
 """Rendering for people (Rich) and the JSON dictionaries of ``info``, ``verify`` and ``decrypt``.
 
-Secrets (VMK, FVEK) appear only when the user passes ``--show-keys``. Summaries and progress go
-to stderr so that ``decrypt -o -`` keeps stdout for the plaintext.
+Secrets (VMK, FVEK) appear only when the user passes ``--show-keys``. Progress goes to stderr,
+and so does the summary of ``decrypt -o -``, which keeps stdout for the plaintext.
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def decrypt_dict(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult, sho
 
 
 def decrypt(data: dict[str, Any]) -> None:
-    con = _err()
+    con = _err() if data["output"] == "-" else _out()  # stdout may carry the plaintext
     con.print(f"wrote {data['bytes_written']} bytes to {data['output']}")
     con.print(f"SHA-256 {data['sha256']}")
     con.print(f"filesystem: {data['filesystem'] or '[yellow]none recognised[/yellow] (wrong FVEK, or not NTFS/FAT/exFAT/ReFS)'}")
