@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .errors import BadInputError, CredentialFormatError
 from .format.constants import ValueType
-from .metadata import ExternalKeyValue, KeyValue, guid_from_bytes, parse_entries
+from .metadata import ExternalKeyValue, KeyValue, parse_entries
 from .recovery_password import RecoveryPassword, parse as parse_recovery_password
 
 ENV_RECOVERY_PASSWORD = "BITLOCKER_RECOVERY_PASSWORD"
@@ -171,4 +171,4 @@ def collect(
     return creds
 
 
-__all__ = ["Credentials", "StartupKey", "collect", "parse_bek", "guid_from_bytes"]
+__all__ = ["Credentials", "StartupKey", "collect", "parse_bek"]

@@ -18,7 +18,7 @@ from types import ModuleType
 from ._core import load
 from .format.constants import EncryptionMethod
 from .protectors import UnlockResult
-from .volume import VISTA_PLAIN_HEADER, BitLockerVolume, read_at
+from .volume import VISTA_PLAIN_HEADER, BitLockerVolume
 
 ZERO, PLAIN, ENCRYPTED, VISTA_BOOT = "zero", "plain", "encrypted", "vista-boot"
 
@@ -126,42 +126,56 @@ class DecryptedStream(io.RawIOBase):
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def _read_physical(self, physical: int, length: int) -> bytes:
+    def _read_physical_into(self, physical: int, target: memoryview) -> None:
+        """Fill ``target`` with the evidence bytes at volume offset ``physical``; bytes beyond the
+        end of the evidence stay zero and are counted as missing."""
+        length = len(target)
         avail = max(0, min(length, self.volume.size - physical))
+        got = 0
         with self._io_lock:
-            data = read_at(self.volume.fh, self.volume.offset + physical, avail) if avail else b""
-            if len(data) < length:
-                self.missing_bytes += length - len(data)
-        if len(data) < length:
-            data += bytes(length - len(data))
-        return data
+            if avail:
+                fh = self.volume.fh
+                fh.seek(self.volume.offset + physical)
+                readinto = getattr(fh, "readinto", None)
+                while got < avail:
+                    if readinto is not None:
+                        n = readinto(target[got:avail])
+                    else:
+                        chunk = fh.read(avail - got)
+                        n = len(chunk)
+                        target[got : got + n] = chunk
+                    if not n:
+                        break
+                    got += n
+            if got < length:
+                self.missing_bytes += length - got
 
-    def _decrypt(self, data: bytes, physical: int) -> bytes:
-        method = self.unlocked.method
-        if method == EncryptionMethod.NONE:
-            return data
-        return self.core.crypt_sectors(int(method), self.unlocked.key, data, physical, self.sector_size)
+    def read_at(self, offset: int, length: int) -> bytearray:
+        """Plaintext of ``[offset, offset+length)``, clipped to the volume size.
 
-    def read_at(self, offset: int, length: int) -> bytes:
-        """Plaintext of ``[offset, offset+length)``, clipped to the volume size."""
+        The evidence is read straight into one buffer and each encrypted run is decrypted in
+        place, so a chunk costs one copy out of the page cache and one pass of the cipher.
+        """
         length = max(0, min(length, self.size - offset))
         if length == 0:
-            return b""
+            return bytearray()
         ss = self.sector_size
         start = offset // ss * ss
         stop = min(-(-(offset + length) // ss) * ss, -(-self.size // ss) * ss)
-        parts = []
+        buf = bytearray(stop - start)
+        view = memoryview(buf)
+        method = int(self.unlocked.method)
         for seg in self.segments(start, stop - start):
             if seg.kind == ZERO:
-                parts.append(bytes(seg.length))
-                continue
-            data = self._read_physical(seg.physical, seg.length)
-            if seg.kind == ENCRYPTED:
-                data = self._decrypt(data, seg.physical)
+                continue  # the buffer is born zeroed
+            target = view[seg.offset - start : seg.offset - start + seg.length]
+            self._read_physical_into(seg.physical, target)
+            if seg.kind == ENCRYPTED and method != EncryptionMethod.NONE:
+                self.core.crypt_sectors_into(method, self.unlocked.key, target, seg.physical, ss, True, target)
             elif seg.kind == VISTA_BOOT:
-                data = self._vista_boot_sector(data)
-            parts.append(data)
-        buf = b"".join(parts)
+                target[:] = self._vista_boot_sector(bytes(target))
+        if start == offset and len(buf) == length:
+            return buf
         return buf[offset - start : offset - start + length]
 
     def _vista_boot_sector(self, raw: bytes) -> bytes:
