@@ -52,32 +52,30 @@ def _offset_blocks(first_offset: int, count: int, step: int) -> bytes:
     return arr.tobytes()
 
 
-def _cbc(key: bytes, data: bytes, offset: int, sector_size: int, decrypt: bool) -> bytearray:
-    """BitLocker AES-CBC: IV of each sector = AES-ECB(K, LE64(byte offset) || 0^8).
+def _cbc(key: bytes, data, offset: int, sector_size: int, decrypt: bool, out: memoryview) -> None:
+    """BitLocker AES-CBC into ``out``: IV of each sector = AES-ECB(K, LE64(byte offset) || 0^8).
 
-    Decryption is one ECB call over the whole batch into a preallocated buffer, then one XOR with
-    the previous ciphertext block (the IV for each sector's first block): two passes over memory.
+    Decryption is one ECB call over the whole batch straight into ``out``, then one XOR with the
+    previous ciphertext block (the IV for each sector's first block): two passes over memory.
+    ``data`` and ``out`` must not overlap.
     """
     n = len(data) // sector_size
     bps = sector_size // 16
     ecb = AES.new(key, AES.MODE_ECB)
     ivs = _blocks(ecb.encrypt(_offset_blocks(offset, n, sector_size)))
-    out = bytearray(len(data))
+    o = _blocks(out).reshape(n, bps, 2)
     if decrypt:
         ecb.decrypt(data, output=out)
-        p = _blocks(out).reshape(n, bps, 2)
         c = _blocks(data).reshape(n, bps, 2)
-        np.bitwise_xor(p[:, 1:], c[:, :-1], out=p[:, 1:])
-        np.bitwise_xor(p[:, 0], ivs, out=p[:, 0])
-        return out
+        np.bitwise_xor(o[:, 1:], c[:, :-1], out=o[:, 1:])
+        np.bitwise_xor(o[:, 0], ivs, out=o[:, 0])
+        return
     # Encryption is serial within a sector; vectorise across sectors, one block column at a time.
     p = _blocks(data).reshape(n, bps, 2)
-    o = _blocks(out).reshape(n, bps, 2)
     prev = ivs
     for j in range(bps):
         o[:, j] = _blocks(ecb.encrypt((p[:, j] ^ prev).tobytes()))
         prev = o[:, j]
-    return out
 
 
 def _xts_tweaks(key2: bytes, first_sector: int, n: int, bps: int) -> np.ndarray:
@@ -106,12 +104,11 @@ def _xts_tweaks(key2: bytes, first_sector: int, n: int, bps: int) -> np.ndarray:
     return np.ascontiguousarray(cols.transpose(2, 0, 1))
 
 
-def _xts(key: bytes, data: bytes, offset: int, sector_size: int, decrypt: bool) -> bytearray:
+def _xts(key: bytes, data, offset: int, sector_size: int, decrypt: bool, out: memoryview) -> None:
     half = len(key) // 2
     n = len(data) // sector_size
     bps = sector_size // 16
     tweaks = _xts_tweaks(key[half:], offset // sector_size, n, bps)
-    out = bytearray(len(data))
     o = _blocks(out).reshape(n, bps, 2)
     np.bitwise_xor(_blocks(data).reshape(n, bps, 2), tweaks, out=o)
     ecb = AES.new(key[:half], AES.MODE_ECB)
@@ -120,7 +117,6 @@ def _xts(key: bytes, data: bytes, offset: int, sector_size: int, decrypt: bool) 
     else:
         ecb.encrypt(out, output=out)
     np.bitwise_xor(o, tweaks, out=o)
-    return out
 
 
 def _sector_keys(tweak_key: bytes, offset: int, n: int, sector_size: int) -> np.ndarray:
@@ -133,16 +129,45 @@ def _sector_keys(tweak_key: bytes, offset: int, n: int, sector_size: int) -> np.
     return np.concatenate([first, second], axis=1).view("<u4")
 
 
+def _rotl_rows(x: np.ndarray, r: int) -> np.ndarray:
+    return (x << np.uint32(r)) | (x >> np.uint32(32 - r)) if r else x
+
+
 def _diffuse(words: np.ndarray, passes: int, a: int, b: int, rot: tuple[int, ...], decrypt: bool) -> None:
     """One Elephant diffuser on (n_words, n_sectors) u32 words, in place:
-    ``d[i] += d[i+a] ^ rotl(d[i+b], rot[i % 4])`` (``-=`` and descending i to encrypt)."""
+    ``d[i] += d[i+a] ^ rotl(d[i+b], rot[i % 4])`` for ascending i (``-=`` and descending i to
+    encrypt). Every step runs on all sectors at once.
+
+    When the words a step reads lie on the side the pass has not reached yet (diffuser B when
+    decrypting, A when encrypting), they still hold their old values, so all steps but the five
+    that wrap around run as one array operation; otherwise the pass is serial, one word at a time.
+    """
     n = words.shape[0]
+    op = np.add if decrypt else np.subtract
+    m = max(abs(a), abs(b))
+    ahead = (a > 0) == decrypt
+    if ahead and n > 2 * m:
+        first = 0 if decrypt else m  # rows done in one operation: [first, first + n - m)
+        block = slice(first, first + n - m)
+        src_a = slice(first + a, first + a + n - m)
+        src_b = slice(first + b, first + b + n - m)
+        tail = list(range(n - m, n)) if decrypt else list(range(m - 1, -1, -1))
+        for _ in range(passes):
+            mix = words[src_b].copy()
+            for res, r in enumerate(rot):
+                if r:
+                    k0 = (res - first) % 4
+                    mix[k0::4] = _rotl_rows(mix[k0::4], r)
+            mix ^= words[src_a]
+            op(words[block], mix, out=words[block])
+            for i in tail:
+                words[i] = op(words[i], words[(i + a) % n] ^ _rotl_rows(words[(i + b) % n], rot[i % 4]))
+        return
     tmp = np.empty(words.shape[1], dtype=np.uint32)
     tmp2 = np.empty_like(tmp)
     steps = [(i, (i + a) % n, (i + b) % n, rot[i % 4]) for i in range(n)]
     if not decrypt:
         steps.reverse()
-    op = np.add if decrypt else np.subtract
     for _ in range(passes):
         for i, ia, ib, r in steps:
             src = words[ib]
@@ -166,54 +191,80 @@ def diffuser_b(words: np.ndarray, decrypt: bool) -> None:
     _diffuse(words, 3, 2, 5, _DIFFUSER_B_ROT, decrypt)
 
 
-def _elephant(fvek: bytes, tweak: bytes, data: bytes, offset: int, sector_size: int,
-              decrypt: bool) -> bytearray:
+def _elephant(fvek: bytes, tweak: bytes, data, offset: int, sector_size: int, decrypt: bool,
+              out: memoryview) -> None:
     n = len(data) // sector_size
-    keys = _sector_keys(tweak, offset, n, sector_size)  # (n, 8)
-    reps = sector_size // 32
+    keys = np.tile(_sector_keys(tweak, offset, n, sector_size), (1, sector_size // 32)).T  # (words, n)
     if decrypt:
-        plain = _cbc(fvek, data, offset, sector_size, True)
-        words = np.frombuffer(plain, dtype="<u4").reshape(n, -1).T.copy()  # (words, sectors)
+        _cbc(fvek, data, offset, sector_size, True, out)
+        words = np.frombuffer(out, dtype="<u4").reshape(n, -1).T.copy()  # (words, sectors)
         diffuser_b(words, True)
         diffuser_a(words, True)
-        words ^= np.tile(keys, (1, reps)).T
-        return bytearray(words.T.tobytes())
-    words = np.frombuffer(bytes(data), dtype="<u4").reshape(n, -1).T.copy()
-    words ^= np.tile(keys, (1, reps)).T
+        words ^= keys
+        np.frombuffer(out, dtype="<u4").reshape(n, -1)[:] = words.T
+        return
+    words = np.frombuffer(data, dtype="<u4").reshape(n, -1).T.copy()
+    words ^= keys
     diffuser_a(words, False)
     diffuser_b(words, False)
-    return _cbc(fvek, words.T.tobytes(), offset, sector_size, False)
+    _cbc(fvek, memoryview(words.T.tobytes()), offset, sector_size, False, out)
+
+
+_KERNELS = {0x8002: _cbc, 0x8003: _cbc, 0x8004: _xts, 0x8005: _xts}
+
+
+def crypt_sectors_into(method: int, key: bytes, data: bytes | bytearray | memoryview, offset: int,
+                       sector_size: int, decrypt: bool, out: bytearray | memoryview) -> None:
+    """Decrypt (or encrypt) whole sectors stored at volume byte ``offset`` into ``out``.
+
+    ``key`` is the method's key material: CBC the FVEK; XTS key1||key2; diffuser FVEK||TWEAK
+    (two equal halves). ``method`` is the metadata's encryption-method code. ``out`` has the
+    length of ``data`` and may be the same buffer (in place).
+    """
+    src = memoryview(data).cast("B")
+    dst = memoryview(out).cast("B")
+    if len(dst) != len(src):
+        raise ValueError("out must have the same length as data")
+    if len(src) % sector_size:
+        raise ValueError("data must be a whole number of sectors")
+    if not len(src):
+        return
+    if method in (0x8000, 0x8001):
+        half = len(key) // 2
+        fvek, tweak = bytes(key[:half]), bytes(key[half:])
+
+        def kernel(d, o, off):
+            _elephant(fvek, tweak, d, off, sector_size, decrypt, o)
+
+        # Few, long rows: the diffuser's per-word steps cost numpy call overhead per batch.
+        batch = max(_BATCH_DIFFUSER, 1024 * sector_size)
+    elif method in _KERNELS:
+        fn, k = _KERNELS[method], bytes(key)
+
+        def kernel(d, o, off):
+            fn(k, d, off, sector_size, decrypt, o)
+
+        batch = _BATCH
+    else:
+        raise ValueError(f"unsupported method {method:#x}")
+    if np.shares_memory(np.frombuffer(src, np.uint8), np.frombuffer(dst, np.uint8)):
+        src = memoryview(bytes(src))  # the kernels read ciphertext after writing plaintext
+    # numpy passes run fastest when their arrays stay in cache: split big batches.
+    batch = max(batch // sector_size, 1) * sector_size
+    for pos in range(0, len(src), batch):
+        kernel(src[pos : pos + batch], dst[pos : pos + batch], offset + pos)
 
 
 def crypt_sectors(method: int, key: bytes, data: bytes | bytearray | memoryview, offset: int,
                   sector_size: int, decrypt: bool = True) -> bytearray:
-    """Decrypt (or encrypt) whole sectors stored at volume byte ``offset``.
+    """Decrypt (or encrypt) whole sectors stored at volume byte ``offset``, into a new buffer.
 
     ``key`` is the method's key material: CBC the FVEK; XTS key1||key2; diffuser FVEK||TWEAK
     (two equal halves). ``method`` is the metadata's encryption-method code.
     """
-    if len(data) % sector_size:
-        raise ValueError("data must be a whole number of sectors")
-    if not len(data):
-        return bytearray()
-    # numpy passes run fastest when their arrays stay in cache: split big batches.
-    batch = _BATCH_DIFFUSER if method in (0x8000, 0x8001) else _BATCH
-    batch = max(batch // sector_size, 1) * sector_size
-    if len(data) > batch:
-        view = memoryview(data)
-        out = bytearray(len(data))
-        for pos in range(0, len(data), batch):
-            piece = view[pos : pos + batch]
-            out[pos : pos + len(piece)] = crypt_sectors(method, key, piece, offset + pos, sector_size, decrypt)
-        return out
-    if method in (0x8002, 0x8003):
-        return _cbc(key, data, offset, sector_size, decrypt)
-    if method in (0x8004, 0x8005):
-        return _xts(key, data, offset, sector_size, decrypt)
-    if method in (0x8000, 0x8001):
-        half = len(key) // 2
-        return _elephant(key[:half], key[half:], data, offset, sector_size, decrypt)
-    raise ValueError(f"unsupported method {method:#x}")
+    out = bytearray(len(data))
+    crypt_sectors_into(method, key, data, offset, sector_size, decrypt, out)
+    return out
 
 
 # --- candidate search and allocation-free helpers (same interface as the C core) ----------------
@@ -245,15 +296,6 @@ def sha256_many(data: bytes | bytearray | memoryview, item_len: int) -> bytes:
         raise ValueError("item_len must be positive and divide the length of data")
     sha256 = hashlib.sha256
     return b"".join(sha256(data[i:i + item_len]).digest() for i in range(0, len(data), item_len))
-
-
-def crypt_sectors_into(method: int, key: bytes, data: bytes | bytearray | memoryview, offset: int,
-                       sector_size: int, decrypt: bool, out: bytearray | memoryview) -> None:
-    """``crypt_sectors`` writing its result into ``out`` (a writable buffer of the same length)."""
-    view = memoryview(out).cast("B")
-    if len(view) != len(data):
-        raise ValueError("out must have the same length as data")
-    view[:] = crypt_sectors(method, key, bytes(data), offset, sector_size, decrypt)
 
 
 def _diffuser_test(which: str, decrypt: bool, data: bytes) -> bytearray:
