@@ -98,23 +98,17 @@ def find_vmk(volume: BitLockerVolume, creds: Credentials,
                 return vmk, p, "startup_key"
         tried.append(f"startup key {sk.guid} from {sk.path}")
 
-    for rp in creds.recovery_passwords:
-        initial = kdf.recovery_initial(rp.key16)
-        for p in _of_type(md, ProtectorType.RECOVERY_PASSWORD):
+    # Secrets that go through the stretch, each tried against every protector of its kind.
+    stretched = [(ProtectorType.RECOVERY_PASSWORD, kdf.recovery_initial(rp.key16), "recovery password")
+                 for rp in creds.recovery_passwords]
+    stretched += [(ProtectorType.PASSWORD, kdf.password_initial(pw), "password") for pw in creds.passwords]
+    for kind, initial, label in stretched:
+        for p in _of_type(md, kind):
             key = _stretched(p, initial, core)
             vmk = _try_vmk(p, key) if key else None
             if vmk:
-                return vmk, p, "recovery_password"
-        tried.append("recovery password")
-
-    for pw in creds.passwords:
-        initial = kdf.password_initial(pw)
-        for p in _of_type(md, ProtectorType.PASSWORD):
-            key = _stretched(p, initial, core)
-            vmk = _try_vmk(p, key) if key else None
-            if vmk:
-                return vmk, p, "password"
-        tried.append("password")
+                return vmk, p, kind.value
+        tried.append(label)
 
     if not tried:
         raise CredentialFormatError("no credential given")
