@@ -63,6 +63,7 @@ from .format.constants import (
     VolumeState,
 )
 from .format.writer_structs import Win7BootSectorFull
+from .metadata import guid_to_bytes
 from .recovery_password import RecoveryPassword
 from .recovery_password import parse as parse_recovery_password
 
@@ -99,10 +100,6 @@ _DAMAGE_MODES = ("fvek", "signature", "crc", "description")
 
 def _filetime(when: datetime) -> int:
     return (when - _EPOCH_1601) // timedelta(microseconds=1) * 10
-
-
-def _guid_bytes(text: str) -> bytes:
-    return uuid.UUID(text).bytes_le
 
 
 # --- the spec --------------------------------------------------------------------------------------
@@ -388,13 +385,13 @@ def key_material(method: EncryptionMethod, fvek: bytes) -> bytes:
 def bek_file(guid: str, key: bytes, created: datetime) -> bytes:
     """A ``.BEK`` startup-key file (format notes 3.5): metadata-style header + external-key entry."""
     ft = _filetime(created)
-    ext = structs.ExternalKeyValue.build(dict(guid=_guid_bytes(guid), creation_time=ft))
+    ext = structs.ExternalKeyValue.build(dict(guid=guid_to_bytes(guid), creation_time=ft))
     entry = _entry(EntryType.STARTUP_KEY, ValueType.EXTERNAL_KEY,
                    ext + _unicode("ExternalKey") + _key_datum(KeyMethod.EXTERNAL_KEY, key))
     size = structs.METADATA_HEADER_SIZE + len(entry)
     header = structs.MetadataHeader.build(dict(
         size=size, version=1, header_size=structs.METADATA_HEADER_SIZE, size_copy=size,
-        volume_guid=_guid_bytes(guid), next_nonce=1, encryption_method=0, encryption_method_copy=0,
+        volume_guid=guid_to_bytes(guid), next_nonce=1, encryption_method=0, encryption_method_copy=0,
         creation_time=ft,
     ))
     return header + entry
@@ -555,7 +552,7 @@ class _Writer:
                                     structs.StretchKeyValue.build(dict(method=KeyMethod.STRETCH_2, salt=salt))))
             props.append(self._ccm(sealed, self._vmk_datum(), nonce_time=ft))
 
-        fixed = structs.VmkValue.build(dict(guid=_guid_bytes(guid), creation_time=ft, unknown=0,
+        fixed = structs.VmkValue.build(dict(guid=guid_to_bytes(guid), creation_time=ft, unknown=0,
                                             protection=code))
         return _entry(EntryType.VMK, ValueType.VMK, fixed + b"".join(props), version=version), out
 
@@ -580,7 +577,7 @@ class _Writer:
         validation_counter_next = self.counter + 2
         mh = structs.MetadataHeader.build(dict(
             size=md_size, version=1, header_size=structs.METADATA_HEADER_SIZE, size_copy=md_size,
-            volume_guid=_guid_bytes(self.volume_guid), next_nonce=validation_counter_next,
+            volume_guid=guid_to_bytes(self.volume_guid), next_nonce=validation_counter_next,
             encryption_method=int(self.method), encryption_method_copy=int(self.method),
             creation_time=_filetime(self.created),
         ))
@@ -618,7 +615,7 @@ class _Writer:
             root_cluster=0, fsinfo_sector=1, backup_boot_sector=6, reserved=bytes(12),
             drive_number=0x80, reserved1=0, extended_signature=0x29, volume_serial=0,
             volume_label=b"NO NAME    ", fs_type=b"FAT32   ", boot_code=bytes(70),
-            guid=_guid_bytes(BITLOCKER_GUID), metadata_offsets=list(self.offsets),
+            guid=guid_to_bytes(BITLOCKER_GUID), metadata_offsets=list(self.offsets),
             eow_offsets=[0, 0], boot_code2=bytes(294),
         ))
 
