@@ -88,7 +88,7 @@ def select(source: Source, volume: int | None = None, offset: int | None = None)
     return report.volume
 
 
-def _iso(dt: datetime | None) -> str | None:
+def iso_utc(dt: datetime | None) -> str | None:
     return dt.isoformat().replace("+00:00", "Z") if dt else None
 
 
@@ -115,7 +115,7 @@ def volume_report_dict(r: VolumeReport) -> dict[str, Any]:
             "next_state": md.next_state_name.lower(),
             "volume_guid": md.volume_guid,
             "description": md.description,
-            "creation_time": _iso(md.creation_time),
+            "creation_time": iso_utc(md.creation_time),
             "sector_size": v.sector_size,
             "encrypted_size": md.encrypted_volume_size if md.version >= 2 else None,
             "used_space_only": v.eow is not None or v.boot.is_eow,
@@ -125,7 +125,7 @@ def volume_report_dict(r: VolumeReport) -> dict[str, Any]:
                     "key_id": p.key_id,
                     "type": p.type.value,
                     "code": p.code,
-                    "creation_time": _iso(p.creation_time),
+                    "creation_time": iso_utc(p.creation_time),
                     "needs_tpm": p.type.needs_tpm,
                 }
                 for p in md.protectors

@@ -29,7 +29,7 @@ from ..metadata import (
 )
 from ..format.constants import ProtectorType
 from ..protectors import UnlockResult
-from ..scan import VolumeReport, _iso, volume_report_dict
+from ..scan import VolumeReport, iso_utc, volume_report_dict
 from ..volume import BitLockerVolume
 
 
@@ -102,11 +102,11 @@ def _value_text(e: Entry) -> str:
     if isinstance(v, UseKeyValue):
         return f"method {v.method:#06x}"
     if isinstance(v, AesCcmValue):
-        return f"nonce {_iso(v.nonce_time)} #{v.nonce_counter}, {len(v.data)} bytes"
+        return f"nonce {iso_utc(v.nonce_time)} #{v.nonce_counter}, {len(v.data)} bytes"
     if isinstance(v, VmkValue):
-        return f"{v.guid}  protection {v.protection:#06x} ({ProtectorType.from_code(v.protection).value}), created {_iso(v.creation_time)}"
+        return f"{v.guid}  protection {v.protection:#06x} ({ProtectorType.from_code(v.protection).value}), created {iso_utc(v.creation_time)}"
     if isinstance(v, ExternalKeyValue):
-        return f"{v.guid}, created {_iso(v.creation_time)}"
+        return f"{v.guid}, created {iso_utc(v.creation_time)}"
     if isinstance(v, OffsetSizeValue):
         return f"offset {v.offset:#x}, size {v.size}"
     if isinstance(v, TpmValue):
@@ -137,9 +137,9 @@ def _entry_dict(e: Entry) -> dict[str, Any]:
     elif isinstance(v, AesCcmValue):
         d.update(nonce=v.nonce.hex(), mac=v.mac.hex(), data_size=len(v.data))
     elif isinstance(v, VmkValue):
-        d.update(guid=v.guid, protection=v.protection, creation_time=_iso(v.creation_time))
+        d.update(guid=v.guid, protection=v.protection, creation_time=iso_utc(v.creation_time))
     elif isinstance(v, ExternalKeyValue):
-        d.update(guid=v.guid, creation_time=_iso(v.creation_time))
+        d.update(guid=v.guid, creation_time=iso_utc(v.creation_time))
     elif isinstance(v, OffsetSizeValue):
         d.update(offset_value=v.offset, size_value=v.size, extra=v.extra.hex())
     elif isinstance(v, TpmValue):
@@ -218,7 +218,7 @@ def info(vol: BitLockerVolume, data: dict[str, Any]) -> None:
         header.add(f"{k}: {v}")
     prot = root.add("key protectors")
     for p in md.protectors:
-        prot.add(f"Key ID {p.key_id}  {p.type.value}  {p.guid}  created {_iso(p.creation_time)}"
+        prot.add(f"Key ID {p.key_id}  {p.type.value}  {p.guid}  created {iso_utc(p.creation_time)}"
                  + ("  (needs the TPM)" if p.type.needs_tpm else ""))
     entries = root.add("entries")
     for e in md.entries:
