@@ -33,7 +33,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -116,21 +115,16 @@ def hashlib_loop(initial: bytes, salt: bytes) -> bytes:
     return last
 
 
-def batched_rate(core, batch: int, threads: int, seconds_hint: float = 0.0) -> float:
-    """Keys/s of ``stretch_many`` with ``batch`` candidates per call on ``threads`` threads."""
+def batched_rate(core, batch: int, threads: int) -> float:
+    """Keys/s of the product's batched stretch (``kdf.stretch_batch``): ``batch`` candidates per
+    core, on ``threads`` cores."""
+    from bitlocker_tools.crypto.kdf import stretch_batch
+
     salt = bytes(range(16))
-    cands = [hashlib.sha256(bytes([i])).digest() for i in range(batch)]
-
-    def work():
-        core.stretch_many(cands, salt, ROUNDS)
-
+    cands = [hashlib.sha256(i.to_bytes(4, "little")).digest() for i in range(batch * threads)]
     t = time.perf_counter()
-    ths = [threading.Thread(target=work) for _ in range(threads)]
-    for th in ths:
-        th.start()
-    for th in ths:
-        th.join()
-    return batch * threads / (time.perf_counter() - t)
+    stretch_batch(cands, salt, core=core, workers=threads)
+    return len(cands) / (time.perf_counter() - t)
 
 
 # --- sector decryption ---------------------------------------------------------------------------

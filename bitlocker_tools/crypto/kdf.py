@@ -8,6 +8,8 @@ in the optimised core (C with SHA-NI, or the pure-Python twin).
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 
 from .._core import load
@@ -24,3 +26,23 @@ def recovery_initial(key16: bytes) -> bytes:
 
 def stretch(initial: bytes, salt: bytes, core: ModuleType | None = None) -> bytes:
     return (core or load()).stretch(initial, salt, STRETCH_ROUNDS)
+
+
+def stretch_batch(initials: list[bytes], salt: bytes, core: ModuleType | None = None,
+                  workers: int | None = None, rounds: int = STRETCH_ROUNDS) -> list[bytes]:
+    """Stretch many candidates against one salt on all cores; results in input order.
+
+    This is what a candidate search or a keys × protectors match runs: each worker thread takes
+    an equal share and calls the core's batched ``stretch_many`` (which keeps several
+    independent SHA-256 chains in flight and releases the GIL), so memory stays at a few bytes
+    per candidate.
+    """
+    core = core or load()
+    workers = max(1, min(workers or os.cpu_count() or 1, len(initials)))
+    if workers == 1:
+        return list(core.stretch_many(initials, salt, rounds))
+    share = -(-len(initials) // workers)
+    parts = [initials[i : i + share] for i in range(0, len(initials), share)]
+    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+        results = pool.map(lambda part: core.stretch_many(part, salt, rounds), parts)
+        return [key for part in results for key in part]
