@@ -30,6 +30,7 @@ SOURCES = [
     "bt_stretch.c",
     "bt_aes.c",
     "bt_diffuser.c",
+    "bt_ccm.c",
 ]
 
 

@@ -428,6 +428,46 @@ def test_cbc_against_cryptography(name, key_len):
         assert got[s * ss:(s + 1) * ss] == dec.update(data[s * ss:(s + 1) * ss]) + dec.finalize()
 
 
+# --- AES-CCM key blobs --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,aes", [("pure", None)] + [("native", a) for a in available_aes_paths()])
+def test_ccm_against_cryptography(name, aes):
+    """Every length a key blob can have (and block-boundary lengths) against pyca's AESCCM."""
+    aead = pytest.importorskip("cryptography.hazmat.primitives.ciphers.aead")
+    rng = random.Random(3610)
+    core = backend(name)
+    if aes:
+        core.set_paths(aes=aes)
+    for length in (0, 1, 15, 16, 17, 28, 44, 60, 64, 76, 255):
+        for key_len in (16, 24, 32):
+            key, nonce, plain = rng.randbytes(key_len), rng.randbytes(12), rng.randbytes(length)
+            sealed = aead.AESCCM(key, tag_length=16).encrypt(nonce, plain, None)
+            ref_ct, ref_tag = sealed[:-16], sealed[-16:]
+            assert core.ccm_encrypt(key, nonce, plain) == (ref_ct, ref_tag)
+            assert core.ccm_decrypt(key, nonce, ref_ct, ref_tag) == plain
+            bad = bytearray(ref_tag)
+            bad[rng.randrange(16)] ^= 1 << rng.randrange(8)
+            assert core.ccm_decrypt(key, nonce, ref_ct, bytes(bad)) is None
+            if length:
+                flipped = bytearray(ref_ct)
+                flipped[rng.randrange(length)] ^= 0x80
+                assert core.ccm_decrypt(key, nonce, bytes(flipped), ref_tag) is None
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_ccm_rejects_malformed_arguments(name):
+    core = backend(name)
+    with pytest.raises(ValueError, match="key length"):
+        core.ccm_decrypt(bytes(20), bytes(12), b"x", bytes(16))
+    with pytest.raises(ValueError, match="nonce"):
+        core.ccm_decrypt(bytes(32), bytes(13), b"x", bytes(16))
+    with pytest.raises(ValueError, match="tag"):
+        core.ccm_decrypt(bytes(32), bytes(12), b"x", bytes(8))
+    with pytest.raises(ValueError, match="key length"):
+        core.ccm_encrypt(bytes(7), bytes(12), b"x")
+
+
 # --- Elephant diffuser --------------------------------------------------------------------------------
 
 DIFFUSER_A_ENC_OF_A = "f58aa15c1219f893c4ed355d363d8f831bcc0c4a82c6bbffcca321aada9e86ec"

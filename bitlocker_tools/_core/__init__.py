@@ -1,7 +1,7 @@
 """The optimised core behind one interface: the C extension, or its pure-Python twin.
 
-Nothing outside this package imports the extension. The choice is made when a
-:class:`Core` is created (no module-level state): the extension when it is importable and
+Nothing outside this package imports the extension. The choice is made on each call of
+:func:`load` (no module-level state): the extension when it is importable and
 ``BITLOCKER_TOOLS_PURE`` is not set to 1, the pure-Python twin otherwise. Both give identical
 results; the tests run both against the same vectors.
 """

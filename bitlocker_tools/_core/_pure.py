@@ -267,6 +267,38 @@ def crypt_sectors(method: int, key: bytes, data: bytes | bytearray | memoryview,
     return out
 
 
+# --- key blobs -----------------------------------------------------------------------------------
+
+
+def _ccm_check(key: bytes, nonce: bytes, data) -> None:
+    if len(key) not in (16, 24, 32):
+        raise ValueError(f"invalid AES key length ({len(key)} bytes)")
+    if len(nonce) != 12:
+        raise ValueError("the nonce must be 12 bytes")
+    if len(data) >= 1 << 24:
+        raise ValueError("data too long for a 3-byte CCM length")
+
+
+def ccm_decrypt(key: bytes, nonce: bytes, data: bytes, mac: bytes) -> bytes | None:
+    """AES-CCM decryption of a BitLocker key blob (12-byte nonce, 16-byte tag, no associated
+    data); None when the tag does not verify."""
+    _ccm_check(key, nonce, data)
+    if len(mac) != 16:
+        raise ValueError("the tag must be 16 bytes")
+    cipher = AES.new(bytes(key), AES.MODE_CCM, nonce=bytes(nonce), mac_len=16)
+    try:
+        return cipher.decrypt_and_verify(bytes(data), bytes(mac))
+    except ValueError:
+        return None
+
+
+def ccm_encrypt(key: bytes, nonce: bytes, data: bytes) -> tuple[bytes, bytes]:
+    """AES-CCM encryption as BitLocker wraps a key: (ciphertext, tag)."""
+    _ccm_check(key, nonce, data)
+    cipher = AES.new(bytes(key), AES.MODE_CCM, nonce=bytes(nonce), mac_len=16)
+    return cipher.encrypt_and_digest(bytes(data))
+
+
 # --- candidate search and allocation-free helpers (same interface as the C core) ----------------
 
 

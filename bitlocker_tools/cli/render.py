@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Callable, Iterator
-
-from rich.console import Console
-from rich.tree import Tree
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..decrypt import DecryptResult
 from ..metadata import (
@@ -32,12 +29,22 @@ from ..protectors import UnlockResult
 from ..scan import VolumeReport, iso_utc, volume_report_dict
 from ..volume import BitLockerVolume
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.tree import Tree
+
+# Rich is imported when something is printed for a person, not for --json (it costs ~50 ms).
+
 
 def _out() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False)
 
 
 def _err() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
@@ -203,6 +210,8 @@ def _add_entry(tree: Tree, e: Entry) -> None:
 
 
 def info(vol: BitLockerVolume, data: dict[str, Any]) -> None:
+    from rich.tree import Tree
+
     con = _out()
     md = vol.metadata
     root = Tree(f"[bold]{vol.name}[/bold] at offset {vol.offset}, {_size(vol.size)}")

@@ -172,6 +172,13 @@ void bt_xts_sectors(const bt_aes_key *k1, const bt_aes_key *k2, const uint8_t *i
 void bt_elephant_sectors(const bt_aes_key *fvek, const bt_aes_key *tweak, const uint8_t *in,
                          uint8_t *out, size_t n, size_t ss, uint64_t offset, int decrypt);
 
+/* AES-CCM of a key blob (bt_ccm.c): 12-byte nonce, 16-byte tag, no associated data.
+ * decrypt: 0 ok, 1 tag mismatch (out wiped), -1 bad key length or len >= 2**24. */
+int bt_ccm_decrypt(const uint8_t *key, size_t klen, const uint8_t nonce[12], const uint8_t *in,
+                   size_t len, const uint8_t mac[16], uint8_t *out, int use_ni);
+int bt_ccm_encrypt(const uint8_t *key, size_t klen, const uint8_t nonce[12], const uint8_t *in,
+                   size_t len, uint8_t *out, uint8_t mac[16], int use_ni);
+
 /* ---- Elephant diffuser (bt_diffuser.c) ------------------------------------------------------ */
 /* In place on one sector of nw little-endian u32 words (nw >= 8, a multiple of 4). */
 void bt_diffuser_a_decrypt(uint8_t *sector, size_t nw);

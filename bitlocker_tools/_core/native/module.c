@@ -1,5 +1,5 @@
 /* bitlocker_tools._core._native: the C twin of bitlocker_tools/_core/_pure.py (plus the search
- * helpers of _pure_search.py). Same functions, same results; the GIL is released while
+ * helpers). Same functions, same results; the GIL is released while
  * computing. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -493,6 +493,102 @@ done:
     return res;
 }
 
+/* ---- key blobs ------------------------------------------------------------------------------------ */
+
+static int ccm_args(Py_buffer *key, Py_buffer *nonce, Py_buffer *data)
+{
+    if (key->len != 16 && key->len != 24 && key->len != 32) {
+        PyErr_Format(PyExc_ValueError, "invalid AES key length (%zd bytes)", key->len);
+        return -1;
+    }
+    if (nonce->len != 12) {
+        PyErr_SetString(PyExc_ValueError, "the nonce must be 12 bytes");
+        return -1;
+    }
+    if (data->len >= (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "data too long for a 3-byte CCM length");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(ccm_decrypt_doc,
+             "ccm_decrypt(key, nonce, data, mac) -> bytes | None\n\n"
+             "AES-CCM decryption of a BitLocker key blob (12-byte nonce, 16-byte tag, no\n"
+             "associated data); None when the tag does not verify.");
+
+static PyObject *py_ccm_decrypt(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"key", "nonce", "data", "mac", NULL};
+    Py_buffer key, nonce, data, mac;
+    PyObject *res = NULL;
+    uint8_t *out = NULL;
+    int rc;
+    (void)self;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*y*y*y*:ccm_decrypt", kwlist, &key, &nonce, &data,
+                                     &mac))
+        return NULL;
+    if (ccm_args(&key, &nonce, &data) < 0)
+        goto done;
+    if (mac.len != 16) {
+        PyErr_SetString(PyExc_ValueError, "the tag must be 16 bytes");
+        goto done;
+    }
+    out = (uint8_t *)PyMem_Malloc(data.len ? (size_t)data.len : 1);
+    if (!out) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    rc = bt_ccm_decrypt((const uint8_t *)key.buf, (size_t)key.len, (const uint8_t *)nonce.buf,
+                        (const uint8_t *)data.buf, (size_t)data.len, (const uint8_t *)mac.buf, out,
+                        aes_use_ni());
+    if (rc == 0)
+        res = PyBytes_FromStringAndSize((const char *)out, data.len);
+    else {
+        res = Py_None;
+        Py_INCREF(res);
+    }
+done:
+    if (out) {
+        bt_wipe(out, data.len ? (size_t)data.len : 1);
+        PyMem_Free(out);
+    }
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&nonce);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&mac);
+    return res;
+}
+
+PyDoc_STRVAR(ccm_encrypt_doc,
+             "ccm_encrypt(key, nonce, data) -> (ciphertext, mac)\n\n"
+             "AES-CCM encryption as BitLocker wraps a key (used by the fixture forge).");
+
+static PyObject *py_ccm_encrypt(PyObject *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"key", "nonce", "data", NULL};
+    Py_buffer key, nonce, data;
+    PyObject *res = NULL, *ct;
+    uint8_t mac[16];
+    (void)self;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*y*y*:ccm_encrypt", kwlist, &key, &nonce, &data))
+        return NULL;
+    if (ccm_args(&key, &nonce, &data) < 0)
+        goto done;
+    ct = PyBytes_FromStringAndSize(NULL, data.len);
+    if (!ct)
+        goto done;
+    bt_ccm_encrypt((const uint8_t *)key.buf, (size_t)key.len, (const uint8_t *)nonce.buf,
+                   (const uint8_t *)data.buf, (size_t)data.len, (uint8_t *)PyBytes_AS_STRING(ct),
+                   mac, aes_use_ni());
+    res = Py_BuildValue("(Ny#)", ct, (const char *)mac, (Py_ssize_t)16);
+done:
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&nonce);
+    PyBuffer_Release(&data);
+    return res;
+}
+
 PyDoc_STRVAR(diffuser_test_doc,
              "_diffuser_test(which, decrypt, data) -> bytearray\n\n"
              "Run Elephant diffuser 'a' or 'b' alone over `data` as one sector (test hook).");
@@ -808,6 +904,10 @@ static PyMethodDef methods[] = {
      crypt_sectors_doc},
     {"crypt_sectors_into", (PyCFunction)(void (*)(void))py_crypt_sectors_into,
      METH_VARARGS | METH_KEYWORDS, crypt_sectors_into_doc},
+    {"ccm_decrypt", (PyCFunction)(void (*)(void))py_ccm_decrypt, METH_VARARGS | METH_KEYWORDS,
+     ccm_decrypt_doc},
+    {"ccm_encrypt", (PyCFunction)(void (*)(void))py_ccm_encrypt, METH_VARARGS | METH_KEYWORDS,
+     ccm_encrypt_doc},
     {"sha256_many", (PyCFunction)(void (*)(void))py_sha256_many, METH_VARARGS | METH_KEYWORDS,
      sha256_many_doc},
     {"expand_groups", (PyCFunction)(void (*)(void))py_expand_groups, METH_VARARGS | METH_KEYWORDS,
