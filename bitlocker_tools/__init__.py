@@ -35,7 +35,7 @@ _EXPORTS = {
     "UnlockResult": "protectors",
     "DecryptedStream": "stream",
     "decrypt_to": "decrypt",
-    "identify_filesystem": "decrypt",
+    "identify_filesystem": "filesystems",
     "RecoveryPassword": "recovery_password",
     "parse_recovery_password": ("recovery_password", "parse"),
     "BitLockerError": "errors",

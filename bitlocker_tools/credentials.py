@@ -2,7 +2,8 @@
 
 Every credential option takes the secret itself, ``-`` (read from standard input), or ``@PATH``
 (read from a file). Recovery and user passwords also come from ``BITLOCKER_RECOVERY_PASSWORD`` and
-``BITLOCKER_PASSWORD``. A recovery-password file may be Windows' own "BitLocker Recovery Key
+``BITLOCKER_PASSWORD``, but only when the command line gives no credential at all: a variable
+left over in the shell must not change what an explicit option means. A recovery-password file may be Windows' own "BitLocker Recovery Key
 <ID>.TXT" (UTF-16LE with a BOM): the 48 digits are found in its text.
 """
 
@@ -64,6 +65,8 @@ def read_secret(value: str, what: str) -> bytes:
     if value == "-":
         return sys.stdin.buffer.read()
     if value.startswith("@"):
+        if not value[1:]:
+            raise CredentialFormatError(f"{what}: '@' must be followed by a file name")
         path = Path(value[1:])
         try:
             return path.read_bytes()
@@ -95,11 +98,13 @@ def password_from(value: str) -> str:
 def parse_bek(raw: bytes, path: str = "BEK file") -> StartupKey:
     """A .BEK file: a 48-byte header laid out like the metadata header, then an external-key entry."""
     if len(raw) < 48 + 8:
-        raise BadInputError(f"{path}: too short to be a .BEK file ({len(raw)} bytes)")
+        raise BadInputError(f"{path}: not a .BEK file: too short ({len(raw)} bytes)")
+    if int.from_bytes(raw[8:12], "little") != 48:
+        raise BadInputError(f"{path}: not a .BEK file: no 48-byte BitLocker key-file header")
     try:
         entries = parse_entries(raw, 48, min(len(raw), int.from_bytes(raw[0:4], "little")))
     except BadInputError as exc:
-        raise BadInputError(f"{path}: {exc}") from None
+        raise BadInputError(f"{path}: not a usable .BEK file: {exc}") from None
     for entry in entries:
         if isinstance(entry.value, ExternalKeyValue):
             for child in entry.children:
@@ -163,10 +168,13 @@ def collect(
             raise CredentialFormatError(f"VMK: expected 32 bytes, got {len(creds.vmk)}")
     if fvek:
         creds.fvek = key_bytes_from(fvek, "FVEK")
-    if use_env:
-        if not creds.recovery_passwords and os.environ.get(ENV_RECOVERY_PASSWORD):
-            creds.recovery_passwords.append(parse_recovery_password(os.environ[ENV_RECOVERY_PASSWORD]))
-        if not creds.passwords and os.environ.get(ENV_PASSWORD):
+    if use_env and creds.is_empty():
+        if os.environ.get(ENV_RECOVERY_PASSWORD):
+            try:
+                creds.recovery_passwords.append(parse_recovery_password(os.environ[ENV_RECOVERY_PASSWORD]))
+            except CredentialFormatError as exc:
+                raise CredentialFormatError(f"{ENV_RECOVERY_PASSWORD}: {exc}") from None
+        if os.environ.get(ENV_PASSWORD):
             creds.passwords.append(os.environ[ENV_PASSWORD])
     return creds
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
 from .errors import BadInputError, UsageError
+from .filesystems import identify_filesystem
 from .stream import DecryptedStream
 
 CHUNK = 4 << 20
@@ -31,25 +32,6 @@ class DecryptResult:
     filesystem: str | None
     missing_bytes: int
     resumed_from: int
-
-
-def identify_filesystem(sector0: bytes) -> str | None:
-    """Name the filesystem whose boot sector this is (NTFS, exFAT, ReFS, FAT12/16/32)."""
-    if len(sector0) < 512:
-        return None
-    if sector0[3:11] == b"NTFS    ":
-        return "NTFS"
-    if sector0[3:11] == b"EXFAT   ":
-        return "exFAT"
-    if sector0[3:7] == b"ReFS":
-        return "ReFS"
-    if sector0[82:87] == b"FAT32":
-        return "FAT32"
-    if sector0[54:59] == b"FAT12":
-        return "FAT12"
-    if sector0[54:59] == b"FAT16":
-        return "FAT16"
-    return None
 
 
 def _identity(stream: DecryptedStream) -> dict:
@@ -123,6 +105,8 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
     sidecar = final.with_name(final.name + ".part.json")
     identity = _identity(stream)
     start = 0
+    if final.exists():  # never overwrite, --resume or not: it continues OUT.part only
+        raise UsageError(f"{final}: exists; remove it or choose another output")
     if resume and part.exists():
         try:
             saved = json.loads(sidecar.read_text())
@@ -139,8 +123,6 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
                 remaining -= len(block)
         if progress and start:
             progress(start)
-    elif final.exists() and not resume:
-        raise UsageError(f"{final}: exists; remove it or choose another output")
     sidecar.write_text(json.dumps(identity))
     mode = "r+b" if start else "wb"
     with part.open(mode) as out:

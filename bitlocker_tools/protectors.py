@@ -138,7 +138,14 @@ def unlock(volume: BitLockerVolume, creds: Credentials, core: ModuleType | None 
     md = volume.metadata
     method = volume.method
     if method == EncryptionMethod.NONE:
-        return UnlockResult(method, b"", None, None, "none", None)
+        # Fully decrypted: no key is needed. A credential given anyway is still checked against
+        # the protectors that remain (Windows usually removes them all).
+        if creds.is_empty() or not md.protectors or creds.fvek is not None:
+            return UnlockResult(method, b"", None, None, "none", None)
+        if creds.vmk is not None:
+            return UnlockResult(method, b"", creds.vmk, None, "vmk", validate_metadata(md, creds.vmk))
+        vmk, protector, via = find_vmk(volume, creds, core)
+        return UnlockResult(method, b"", vmk, protector, via, validate_metadata(md, vmk))
     if creds.fvek is not None:
         key = creds.fvek
         if len(key) != method.fvek_size and not (method.has_diffuser and len(key) == 64):

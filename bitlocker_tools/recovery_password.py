@@ -39,16 +39,26 @@ def group_is_valid(group: int) -> bool:
 
 
 def parse(text: str) -> RecoveryPassword:
-    """Parse a recovery password written with dashes, spaces or nothing between groups."""
+    """Parse a recovery password written with dashes, spaces or nothing between groups.
+
+    Separators are not trusted (keys are copied from paper, e-mail and OCR with doubled or
+    missing dashes): when the text holds 48 digits they are the key. The error says what is
+    wrong where it can: a group that is not six digits long, or a group that fails the check.
+    """
     cleaned = text.strip()
-    if re.fullmatch(r"\d{6}([- ]?\d{6}){7}", cleaned) is None:
-        digits = re.sub(r"[-\s]", "", cleaned)
-        if not digits.isdigit():
-            raise CredentialFormatError("recovery password: only digits, dashes and spaces are allowed")
+    if re.search(r"[^\d\s-]", cleaned):
+        raise CredentialFormatError("recovery password: only digits, dashes and spaces are allowed")
+    digits = re.sub(r"[-\s]", "", cleaned)
+    if len(digits) != 48:
+        parts = [p for p in re.split(r"[-\s]+", cleaned) if p]
+        if len(parts) == GROUPS:
+            short = [f"group {i + 1} has {len(p)}" for i, p in enumerate(parts) if len(p) != 6]
+            raise CredentialFormatError(
+                f"recovery password: {', '.join(short)} digits; each of the 8 groups has 6"
+            )
         raise CredentialFormatError(
-            f"recovery password: expected 48 digits in 8 groups of 6, got {len(digits)} digits"
+            f"recovery password: expected 48 digits (8 groups of 6), got {len(digits)} digits"
         )
-    digits = re.sub(r"[- ]", "", cleaned)
     groups = tuple(int(digits[i : i + 6]) for i in range(0, 48, 6))
     bad = [str(i + 1) for i, g in enumerate(groups) if not group_is_valid(g)]
     if bad:

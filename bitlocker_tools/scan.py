@@ -15,6 +15,7 @@ from typing import Any
 from .errors import BadInputError, NotFoundError, UsageError
 from .format.constants import VolumeState
 from .sources import Partition, Source
+from .filesystems import identify_filesystem
 from .volume import BitLockerVolume, parse_boot_sector, read_at
 
 
@@ -37,15 +38,33 @@ class SourceReport:
 
 
 def examine(source: Source, partition: Partition) -> VolumeReport:
-    """Look at one partition: BitLocker or not, and if so its metadata (or what is wrong)."""
+    """Look at one partition: BitLocker or not, and if so its metadata (or what is wrong).
+
+    A partition the partition table declares larger than what the evidence holds is examined
+    on what is there; one that starts beyond the end, or whose boot sector is cut off, is
+    reported as a truncated image instead of as "not BitLocker".
+    """
     report = VolumeReport(partition.number, partition.offset, partition.size, False)
+    name = source.path if partition.number is None else f"{source.path} partition {partition.number}"
+    held = max(0, min(partition.size, source.size - partition.offset))
+    if held == 0 and partition.size:
+        report.error = (f"{name}: truncated image: the partition starts at offset {partition.offset}, "
+                        f"beyond the end of the evidence ({source.size} bytes)")
+        return report
     head = read_at(source.fh, partition.offset, 512)
     if parse_boot_sector(head) is None:
+        if source.size == 0:
+            report.error = f"{name}: empty: 0 bytes"
+        elif len(head) < 512:
+            report.error = (f"{name}: truncated image: {len(head)} bytes where a volume's 512-byte "
+                            f"boot sector should be (offset {partition.offset})")
+        elif partition.offset == 0 and not source.partitioned and identify_filesystem(head) is None:
+            report.error = (f"{name}: not a disk image or volume: no partition table, and no "
+                            "BitLocker or filesystem boot sector at offset 0")
         return report
     report.bitlocker = True
-    name = source.path if partition.number is None else f"{source.path} partition {partition.number}"
     try:
-        report.volume = BitLockerVolume(source.fh, partition.offset, partition.size, name)
+        report.volume = BitLockerVolume(source.fh, partition.offset, held, name)
     except BadInputError as exc:
         report.error = str(exc)
     return report
@@ -62,6 +81,8 @@ def select(source: Source, volume: int | None = None, offset: int | None = None)
     parts = source.partitions()
     if volume is not None and offset is not None:
         raise UsageError("give --volume or --offset, not both")
+    if offset is not None and not 0 <= offset < source.size:
+        raise UsageError(f"--offset {offset} is outside {source.path} (0 to {source.size - 1})")
     if offset is not None:
         match = [p for p in parts if p.offset == offset]
         part = match[0] if match else Partition(None, offset, source.size - offset)
@@ -73,17 +94,21 @@ def select(source: Source, volume: int | None = None, offset: int | None = None)
             raise NotFoundError(f"{source.path}: no partition {volume} (partitions: {numbers})")
         report = examine(source, match[0])
     else:
-        found = [r for r in (examine(source, p) for p in parts) if r.bitlocker]
+        reports = [examine(source, p) for p in parts]
+        found = [r for r in reports if r.bitlocker]
         if not found:
-            raise NotFoundError(f"{source.path}: no BitLocker volume found")
+            damaged = [r.error for r in reports if r.error]
+            raise BadInputError(damaged[0] if damaged else f"{source.path}: not BitLocker: no BitLocker volume found")
         if len(found) > 1:
             where = ", ".join(f"partition {r.partition} at offset {r.offset}" for r in found)
             raise UsageError(f"{source.path} holds {len(found)} BitLocker volumes ({where}): choose one with --volume N")
         report = found[0]
-    if not report.bitlocker:
-        raise NotFoundError(f"{source.path}: no BitLocker volume at offset {report.offset}")
     if report.error:
         raise BadInputError(report.error)
+    if not report.bitlocker:
+        where = f"partition {report.partition} (offset {report.offset})" if report.partition is not None \
+            else f"offset {report.offset}"
+        raise BadInputError(f"{source.path}: not BitLocker: no BitLocker volume at {where}")
     assert report.volume is not None
     return report.volume
 

@@ -112,6 +112,75 @@ def _is_device(path: str) -> bool:
         return False
 
 
+class GuardedReader(io.RawIOBase):
+    """A container's file object whose failures name the evidence.
+
+    dissect's container readers fail on a truncated or damaged image with whatever their parser
+    hits (EOFError, struct errors, ValueError ...), deep inside a read. This turns every such
+    failure into one :class:`BadInputError` naming the image and the offset, so a scan of many
+    sources reports the bad one and goes on.
+    """
+
+    def __init__(self, inner: BinaryIO, name: str, kind: str, size: int):
+        super().__init__()
+        self._inner = inner
+        self._name = name
+        self._kind = kind
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = self._inner.seek(offset, whence)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            self._inner.seek(self._pos)
+            data = self._inner.read(size)
+        except Exception as exc:  # noqa: BLE001 - dissect raises many kinds
+            raise self._damaged(describe(exc)) from None
+        want = max(0, self._size - self._pos) if size is None or size < 0 else min(size, max(0, self._size - self._pos))
+        if len(data) < want:
+            # e.g. a sparse VMDK whose grains lie past the end of a cut-off file: dissect returns
+            # a short read inside the disk, which must not pass for the end of the evidence
+            raise self._damaged(f"{want - len(data)} of {want} bytes missing")
+        self._pos += len(data)
+        return data
+
+    def _damaged(self, what: str) -> BadInputError:
+        return BadInputError(f"{self._name}: the {self._kind} image is truncated or damaged "
+                             f"(reading offset {self._pos}: {what})")
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._inner.close()
+            except Exception:  # noqa: BLE001 - closing evidence must never mask the real error
+                pass
+        super().close()
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an exception from a parser: its message, or what its type means."""
+    if isinstance(exc, EOFError):
+        return f"unexpected end of data{': ' + str(exc) if str(exc) else ''}"
+    return str(exc) or type(exc).__name__
+
+
 class Source:
     """One piece of evidence, open read-only. Use as a context manager."""
 
@@ -121,6 +190,8 @@ class Source:
         self.size = size
         self.kind = kind  # "volume", "raw", "device" or a dissect container type
         self._partitions: list[Partition] | None = None
+        #: a partition table was found (set by :meth:`partitions`)
+        self.partitioned = False
 
     def __enter__(self) -> Source:
         return self
@@ -152,10 +223,14 @@ class Source:
                 Partition(v.number, v.offset, _partition_size(v), str(v.type) if v.type is not None else None)
                 for v in vs.volumes
             ]
+        except BadInputError:
+            raise  # the container itself cannot be read
         except Exception:  # noqa: BLE001 - dissect raises many kinds; no table means one volume
             return whole
-        # dissect lists MBR extended containers too; keep real partitions with a size.
-        parts = [p for p in parts if p.size and p.offset < self.size]
+        # dissect lists MBR extended containers too; keep real partitions with a size. Those
+        # that start beyond the end of the evidence stay: they tell of a truncated image.
+        parts = [p for p in parts if p.size]
+        self.partitioned = bool(parts)
         return parts or whole
 
 
@@ -221,6 +296,15 @@ def _open_container(item, name: str) -> Source:
         c = container.open(item)
     except Exception as exc:  # noqa: BLE001 - surface one line, not dissect's traceback
         cause = exc.__cause__ or exc
-        raise BadInputError(f"{name}: cannot open as a disk image: {cause}") from None
+        raise BadInputError(f"{name}: cannot open as a disk image: {_container_error(cause)}") from None
     kind = getattr(c, "__type__", "raw")
-    return Source(name, c, int(c.size), kind)
+    size = int(c.size)
+    return Source(name, GuardedReader(c, name, kind, size), size, kind)
+
+
+def _container_error(exc: BaseException) -> str:
+    text = describe(exc)
+    if isinstance(exc, EOFError) or "Failed to load" in text:
+        # e.g. a VHDX or E01 cut short: dissect says only "Failed to load EWF: [paths]"
+        return f"truncated or damaged ({text.split(':')[0]})"
+    return text

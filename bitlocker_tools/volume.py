@@ -29,6 +29,7 @@ from .metadata import MetadataBlock, guid_from_bytes, parse_block
 #: Bytes of the first, unencrypted-in-Vista sectors that hold the volume header.
 VISTA_PLAIN_HEADER = 0x2000
 DEFAULT_SECTOR_SIZE = 512
+BEYOND_EVIDENCE = "beyond the end of the evidence"
 
 
 def read_at(fh: BinaryIO, offset: int, length: int) -> bytes:
@@ -182,6 +183,10 @@ class BitLockerVolume:
         self.copies = self._read_copies()
         valid = [c for c in self.copies if c.valid]
         if not valid:
+            if all(c.error == BEYOND_EVIDENCE for c in self.copies):
+                where = ", ".join(f"{c.offset:#x}" for c in self.copies)
+                raise BadInputError(f"{name}: truncated image: the metadata copies ({where}) lie beyond "
+                                    f"the end of the evidence, which holds {size} bytes of this volume")
             detail = "; ".join(f"{c.offset:#x}: {c.error}" for c in self.copies)
             raise BadInputError(f"{name}: all metadata copies are damaged ({detail})")
         self.metadata: MetadataBlock = valid[0].block  # type: ignore[assignment]
@@ -213,7 +218,7 @@ class BitLockerVolume:
 
     def _read_block(self, offset: int) -> MetadataCopy:
         if offset <= 0 or offset >= self.size:
-            return MetadataCopy(offset, False, "beyond the end of the evidence")
+            return MetadataCopy(offset, False, BEYOND_EVIDENCE)
         length = min(0x10000, self.size - offset)
         buf = read_at(self.fh, self.offset + offset, length)
         try:

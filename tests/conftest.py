@@ -31,6 +31,12 @@ def corpus_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The project's forged fixture volumes (fixtures/, with manifest.json)."""
+    return ROOT / "fixtures"
+
+
+@pytest.fixture(scope="session")
 def manifest() -> dict:
     with MANIFEST_PATH.open() as fh:
         return json.load(fh)

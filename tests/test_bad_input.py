@@ -4,6 +4,7 @@ The evidence is never written to."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import struct
@@ -79,8 +80,12 @@ def test_directory_instead_of_image(tmp_path, run_cli):
     assert_cli_error(run_cli("info", tmp_path), 3, "directory")
 
 
-@pytest.fixture(params=["random", "zeros", "empty"])
-def not_bitlocker(request, tmp_path) -> Path:
+NOT_EVIDENCE = {"random": "not a disk image or volume", "zeros": "not a disk image or volume", "empty": "empty"}
+
+
+@pytest.fixture(params=sorted(NOT_EVIDENCE))
+def not_bitlocker(request, tmp_path) -> tuple[Path, str]:
+    """A file that is neither a disk image nor a volume, and what the error must say of it."""
     path = tmp_path / f"{request.param}.img"
     if request.param == "random":
         path.write_bytes(os.urandom(1 << 20))
@@ -89,29 +94,58 @@ def not_bitlocker(request, tmp_path) -> Path:
             fh.truncate(4 << 20)
     else:
         path.write_bytes(b"")
-    return path
+    return path, NOT_EVIDENCE[request.param]
 
 
 def test_scan_of_non_bitlocker_file(not_bitlocker, run_cli, unchanged):
-    with unchanged(not_bitlocker):
-        proc = run_cli("scan", not_bitlocker)
-    assert_cli_error(proc, 1, "no BitLocker volume found")
+    path, what = not_bitlocker
+    with unchanged(path):
+        proc = run_cli("scan", path)
+    assert_cli_error(proc, 3, str(path), what)
 
 
 def test_scan_json_of_non_bitlocker_file(not_bitlocker, run_cli):
-    proc = run_cli("scan", "--json", not_bitlocker)
-    assert proc.returncode == 1
+    path, what = not_bitlocker
+    proc = run_cli("scan", "--json", path)
+    assert proc.returncode == 3
     assert "Traceback" not in proc.stderr
-    assert len(proc.stderr.splitlines()) <= 1
+    assert len(proc.stderr.splitlines()) == 1
     source = json.loads(proc.stdout)["sources"][0]
-    assert source["path"] == str(not_bitlocker)
+    assert source["path"] == str(path)
     assert not any(v["bitlocker"] for v in source["volumes"])
+    assert what in source["volumes"][0]["error"]
+
+
+@pytest.mark.parametrize("command", [["info"], ["verify", "-p", PASSWORD], ["decrypt", "-o", "-", "-p", PASSWORD]])
+def test_info_verify_decrypt_of_non_bitlocker_file(not_bitlocker, run_cli, command):
+    path, what = not_bitlocker
+    proc = run_cli(*command, path)
+    assert_cli_error(proc, 3, str(path), what)
+    assert not proc.stdout
+
+
+@pytest.fixture
+def plain_ntfs(tmp_path, fixtures_dir) -> Path:
+    """A readable NTFS volume image without BitLocker (the forge's plaintext fixture)."""
+    path = tmp_path / "ntfs.img"
+    path.write_bytes(gzip.decompress((fixtures_dir / "plain" / "ntfs.img.gz").read_bytes()))
+    return path
+
+
+def test_scan_of_a_volume_without_bitlocker_finds_nothing(plain_ntfs, run_cli):
+    """Readable evidence that holds no BitLocker volume: nothing found (1), not bad input."""
+    proc = run_cli("scan", plain_ntfs)
+    assert_cli_error(proc, 1, "no BitLocker volume found")
+    proc = run_cli("scan", "--json", plain_ntfs)
+    assert proc.returncode == 1
+    volume = json.loads(proc.stdout)["sources"][0]["volumes"][0]
+    assert volume["bitlocker"] is False and "error" not in volume
 
 
 @pytest.mark.parametrize("command", [["info"], ["verify", "-p", PASSWORD]])
-def test_info_verify_of_non_bitlocker_file(not_bitlocker, run_cli, command):
-    proc = run_cli(*command, not_bitlocker)
-    assert_cli_error(proc, 1, str(not_bitlocker), "no BitLocker volume")
+def test_info_verify_of_a_volume_without_bitlocker(plain_ntfs, run_cli, command):
+    """Asking to unlock something that is not BitLocker is unsupported input (3)."""
+    assert_cli_error(run_cli(*command, plain_ntfs), 3, str(plain_ntfs), "not BitLocker")
 
 
 @pytest.mark.parametrize("command", [["scan"], ["info"], ["verify", "-p", PASSWORD]])
@@ -130,8 +164,10 @@ def test_image_cut_before_the_metadata(tmp_path, source_volume, run_cli, command
     path = tmp_path / "head4k.bin"
     path.write_bytes(_read(source_volume, 0, 4096))
     proc = run_cli(*command, path)
-    line = assert_cli_error(proc, 3, "metadata")
-    assert line.count("beyond the end") == 3, line
+    line = assert_cli_error(proc, 3, "truncated", "metadata", "beyond the end of the evidence", "4096 bytes")
+    offsets = json.loads(run_cli("info", "--json", source_volume).stdout)["boot_sector"]["metadata_offsets"]
+    for offset in offsets:
+        assert f"{offset:#x}" in line, line
 
 
 # --- damaged metadata -----------------------------------------------------------------------------
@@ -298,3 +334,96 @@ def test_corrupt_evidence_is_not_repaired(volume_copy, metadata_offsets, run_cli
     with unchanged(volume_copy):
         assert run_cli("scan", volume_copy).returncode == 0
         assert run_cli("verify", volume_copy, "-p", PASSWORD).returncode == 0
+
+
+# --- truncated and damaged containers and disks ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gpt_disk(tmp_path_factory, source_volume) -> diskbuild.Disk:
+    if not diskbuild.have("sgdisk"):
+        pytest.skip("sgdisk is not installed")
+    return diskbuild.build_gpt(tmp_path_factory.mktemp("gpt") / "disk.raw", [source_volume])
+
+
+def _head(src: Path, dst: Path, length: int) -> Path:
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        fout.write(fin.read(length))
+    return dst
+
+
+@pytest.mark.parametrize("fmt", ["qcow2", "vhdx", "vmdk"])
+def test_truncated_container_among_good_sources(fmt, tmp_path, gpt_disk, source_volume, run_cli):
+    """A container cut short names itself, the good source beside it is still reported, exit 3."""
+    if not diskbuild.have("qemu-img"):
+        pytest.skip("qemu-img is not installed")
+    full = diskbuild.qemu_convert(gpt_disk.path, tmp_path / f"disk.{fmt}", fmt)
+    cut = _head(full, tmp_path / f"cut.{fmt}", full.stat().st_size // 2)
+    proc = run_cli("scan", "--json", source_volume, cut)
+    assert proc.returncode == 3
+    assert "Traceback" not in proc.stderr
+    errors = proc.stderr.splitlines()
+    assert errors and all(line.startswith(f"bitlocker-tools: {cut}") for line in errors), proc.stderr
+    assert all(("truncated" in line or "damaged" in line) for line in errors), proc.stderr
+    good, bad = json.loads(proc.stdout)["sources"]
+    assert good["volumes"][0]["bitlocker"] is True and "error" not in good["volumes"][0]
+    assert bad["path"] == str(cut)
+    assert bad.get("error") or any(v.get("error") for v in bad["volumes"])
+    for command in (["info"], ["verify", "-p", PASSWORD]):
+        assert_cli_error(run_cli(*command, cut), 3, str(cut))
+
+
+def test_truncated_e01(tmp_path, gpt_disk, run_cli):
+    if not diskbuild.have("ewfacquire"):
+        pytest.skip("ewfacquire is not installed")
+    full = diskbuild.ewf_acquire(gpt_disk.path, tmp_path / "disk")
+    cut = _head(full, tmp_path / "cut.E01", full.stat().st_size // 2)
+    assert_cli_error(run_cli("scan", cut), 3, str(cut))
+
+
+@pytest.mark.parametrize("where", ["before the partition", "in the boot sector", "before the metadata"])
+def test_truncated_partitioned_disk(where, tmp_path, gpt_disk, run_cli):
+    """A disk image cut inside or before its BitLocker partition is a truncated image (3), not a
+    disk without BitLocker (1)."""
+    part = gpt_disk.part_for(gpt_disk.parts[1].volume)
+    length = {"before the partition": part.offset - 4096, "in the boot sector": part.offset + 100,
+              "before the metadata": part.offset + 4 * diskbuild.MiB}[where]
+    cut = _head(gpt_disk.path, tmp_path / "cut.raw", length)
+    for command in (["scan"], ["verify", "-p", PASSWORD]):
+        proc = run_cli(*command, cut)
+        assert proc.returncode == 3, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert any("truncated" in line and f"partition {part.number}" in line for line in proc.stderr.splitlines()), proc.stderr
+
+
+@pytest.mark.parametrize("offset", ["-5", "999999999999"])
+def test_offset_outside_the_source(offset, source_volume, run_cli):
+    assert_cli_error(run_cli("info", source_volume, "--offset", offset), 2, "--offset", offset)
+
+
+def test_bek_file_that_is_not_one(tmp_path, source_volume, run_cli):
+    junk = tmp_path / "random.BEK"
+    junk.write_bytes(os.urandom(4096))
+    assert_cli_error(run_cli("verify", source_volume, "--bek", junk), 3, str(junk), "not a .BEK file")
+
+
+def test_at_without_a_file_name(source_volume, run_cli):
+    assert_cli_error(run_cli("verify", source_volume, "-p", "@"), 2, "file name")
+
+
+def test_usage_errors_are_one_line(source_volume, run_cli):
+    assert_cli_error(run_cli("decrypt", source_volume, "-p", PASSWORD), 2, "--output")
+    assert_cli_error(run_cli("scan", "--bogus", source_volume), 2, "--bogus")
+    assert_cli_error(run_cli("info", source_volume, "--volume", "abc"), 2, "--volume")
+
+
+def test_json_failure_is_a_document(tmp_path, run_cli):
+    """With --json a failed command still prints one JSON object a script can parse."""
+    junk = tmp_path / "random.img"
+    junk.write_bytes(os.urandom(1 << 16))
+    proc = run_cli("verify", junk, "-p", PASSWORD, "--json")
+    assert proc.returncode == 3
+    doc = json.loads(proc.stdout)
+    assert doc["unlocked"] is False and doc["exit_code"] == 3 and str(junk) in doc["error"]
+    proc = run_cli("info", junk, "--json")
+    assert json.loads(proc.stdout)["exit_code"] == 3

@@ -113,6 +113,60 @@ def test_decrypt_to_stdout(corpus_dir, run_cli, manifest):
     assert b"SHA-256" in res.stderr
 
 
+def test_decrypt_to_stdout_json_summary_on_stderr(corpus_dir, run_cli, manifest):
+    res = run_cli("decrypt", str(corpus_dir / "aes_128.bin"), "-p", "password12!@", "-o", "-", "--json", binary=True)
+    assert res.returncode == 0
+    expected = _entry(manifest, "aes_128")["decrypted_prefix_sha256"]
+    assert hashlib.sha256(res.stdout).hexdigest() == expected
+    summary = json.loads(res.stderr)
+    assert summary["sha256"] == expected and summary["output"] == "-" and summary["unlocked"] is True
+
+
+def test_resume_never_overwrites_an_existing_file(corpus_dir, run_cli, tmp_path):
+    """--resume continues OUT.part; an unrelated OUT is left alone."""
+    out = tmp_path / "notes.txt"
+    out.write_text("important\n")
+    res = run_cli("decrypt", str(corpus_dir / "aes_128.bin"), "-p", "password12!@", "-o", str(out), "--resume")
+    assert res.returncode == 2 and "exists" in res.stderr
+    assert out.read_text() == "important\n"
+    assert not list(tmp_path.glob("*.part*"))
+
+
+def test_verify_a_fully_decrypted_volume(corpus_dir, run_cli):
+    """BitLocker turned off, metadata left behind, no protector: no key is needed, and the answer
+    says so instead of pretending a credential was checked."""
+    image = str(corpus_dir / "decrypted.bin")
+    for args in ([], ["-p", "anything"]):
+        res = run_cli("verify", image, *args, "--json")
+        assert res.returncode == 0, res.stderr
+        out = json.loads(res.stdout)
+        assert out["unlocked"] is True and out["via"] == "none" and out["protector_id"] is None
+        assert out["encryption_method"] == "NONE"
+    res = run_cli("verify", image)
+    assert "not encrypted" in res.stdout and "no key is needed" in res.stdout
+
+
+def test_stale_environment_does_not_override_an_option(corpus_dir, run_cli):
+    image = str(corpus_dir / "aes_128.bin")
+    res = run_cli("verify", image, "-p", "password12!@", env={"BITLOCKER_RECOVERY_PASSWORD": "garbage"})
+    assert res.returncode == 0, res.stderr
+
+
+def test_recovery_password_separators_are_not_trusted(corpus_dir, run_cli):
+    image = str(corpus_dir / "recovery_password.bin")
+    assert run_cli("verify", image, "-r", RP.replace("-", "--", 1)).returncode == 0
+    assert run_cli("verify", image, "-r", RP[:5] + "-" + RP[5:].replace("-", "", 1)).returncode == 0
+    res = run_cli("verify", image, "-r", RP[:5] + RP[6:])
+    assert res.returncode == 2 and "group 1 has 5" in res.stderr
+
+
+def test_output_to_a_pipe_is_not_wrapped(corpus_dir, run_cli):
+    """Rich wraps at 80 columns on a terminal only: a log gets one line per message."""
+    res = run_cli("verify", str(corpus_dir / "recovery_password.bin"), "-r", RP)
+    assert res.returncode == 0
+    assert len(res.stdout.strip().splitlines()) == 1 and "3C116B76" in res.stdout
+
+
 def test_decrypt_refuses_to_overwrite_evidence(corpus_dir, run_cli):
     image = str(corpus_dir / "suspended.bin")
     assert run_cli("decrypt", image, "--clear-key", "-o", image).returncode == 2

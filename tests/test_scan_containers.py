@@ -193,10 +193,10 @@ def test_several_bitlocker_volumes_need_a_choice(disks, run_cli):
 def test_volume_of_a_non_bitlocker_partition(disks, run_cli):
     image, layout = disks.image("gpt-raw")
     proc = run_cli("info", image, "--volume", layout.parts[0].number)
-    assert_cli_error(proc, 1, "no BitLocker volume")
+    assert_cli_error(proc, 3, "not BitLocker", f"partition {layout.parts[0].number}")
 
 
 def test_offset_that_is_not_a_volume(disks, run_cli):
     image, _ = disks.image("gpt-raw")
     proc = run_cli("info", image, "--offset", 12345 * 512)
-    assert_cli_error(proc, 1, "no BitLocker volume", str(12345 * 512))
+    assert_cli_error(proc, 3, "not BitLocker", str(12345 * 512))

@@ -46,41 +46,53 @@ def _err(message: str) -> None:
     print(f"bitlocker-tools: {message}", file=sys.stderr)
 
 
-def handle_errors(func: Callable) -> Callable:
-    """Turn library exceptions into one line on stderr and the documented exit code."""
+def handle_errors(func: Callable | None = None, *, failure: dict[str, Any] | None = None) -> Callable:
+    """Turn library exceptions into one line on stderr and the documented exit code.
+
+    With ``--json`` the failure is also a JSON object (``failure`` plus ``error`` and
+    ``exit_code``) on stdout, or on stderr when stdout carries the plaintext (``-o -``), so a
+    script always gets a document to parse.
+    """
+    if func is None:
+        return functools.partial(handle_errors, failure=failure)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from ..errors import BitLockerError
 
+        def fail(message: str, code: int) -> typer.Exit:
+            _err(message)
+            if kwargs.get("as_json"):
+                _emit_json({**(failure or {}), "error": message, "exit_code": code},
+                           sys.stderr if kwargs.get("output") == "-" else sys.stdout)
+            return typer.Exit(code)
+
         try:
             return func(*args, **kwargs)
         except BitLockerError as exc:
-            _err(str(exc))
-            raise typer.Exit(exc.exit_code) from None
+            raise fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
-            _err("interrupted")
-            raise typer.Exit(130) from None
+            raise fail("interrupted", 130) from None
         except BrokenPipeError:
             raise typer.Exit(0) from None
         except OSError as exc:
             where = f" ({exc.filename})" if exc.filename else ""
-            _err(f"I/O error{where}: {exc.strerror or exc}")
-            raise typer.Exit(3) from None
+            raise fail(f"I/O error{where}: {exc.strerror or exc}", 3) from None
         except typer.Exit:
             raise
         except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
             if os.environ.get("BITLOCKER_TOOLS_DEBUG"):
                 raise
-            _err(f"internal error: {type(exc).__name__}: {exc} (set BITLOCKER_TOOLS_DEBUG=1 for details)")
-            raise typer.Exit(3) from None
+            raise fail(f"internal error: {type(exc).__name__}: {exc} (set BITLOCKER_TOOLS_DEBUG=1 for details)",
+                       3) from None
 
     return wrapper
 
 
-def _emit_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+def _emit_json(data: Any, stream: Any = None) -> None:
+    stream = stream or sys.stdout
+    json.dump(data, stream, indent=2)
+    stream.write("\n")
 
 
 def _credentials(recovery_password, password, bek, clear_key, vmk, fvek):
@@ -96,7 +108,7 @@ def _credentials(recovery_password, password, bek, clear_key, vmk, fvek):
 @app.command()
 @handle_errors
 def scan(
-    sources: List[str] = typer.Argument(..., help="Images, devices (\\\\.\\PhysicalDrive0, /dev/sdb) or volume files."),
+    sources: List[str] = typer.Argument(..., metavar="SOURCE...", help="Images, devices (\\\\.\\PhysicalDrive0, /dev/sdb) or volume files."),
     as_json: bool = JsonOpt,
 ) -> None:
     """List every partition and each BitLocker volume's metadata and key protectors."""
@@ -134,7 +146,7 @@ def scan(
 @app.command()
 @handle_errors
 def info(
-    source: str = typer.Argument(..., help="Image, device or volume file."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="Image, device or volume file."),
     volume: Optional[int] = VolumeOpt,
     offset: Optional[int] = OffsetOpt,
     as_json: bool = JsonOpt,
@@ -154,9 +166,9 @@ def info(
 
 
 @app.command()
-@handle_errors
+@handle_errors(failure={"unlocked": False, "protector_id": None, "protector_type": None})
 def verify(
-    source: str = typer.Argument(..., help="Image, device or volume file."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="Image, device or volume file."),
     volume: Optional[int] = VolumeOpt,
     offset: Optional[int] = OffsetOpt,
     recovery_password: Optional[List[str]] = RecoveryOpt,
@@ -170,32 +182,25 @@ def verify(
 ) -> None:
     """Prove a credential offline, without decrypting: which protector does it open? Exit 0 yes, 1 no."""
     from ..errors import UsageError, WrongKeyError
+    from ..format.constants import EncryptionMethod
     from ..protectors import unlock
     from ..scan import select
     from ..sources import open_source
     from . import render
 
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
-    if creds.is_empty():
-        raise UsageError("give a credential: --recovery-password, --password, --bek, --clear-key, --vmk or --fvek")
     with open_source(source) as src:
         vol = select(src, volume, offset)
-        try:
-            result = unlock(vol, creds)
-        except WrongKeyError as exc:
-            if as_json:
-                _emit_json({"unlocked": False, "protector_id": None, "protector_type": None, "error": str(exc)})
-            raise
+        if creds.is_empty() and vol.method != EncryptionMethod.NONE:
+            raise UsageError("give a credential: --recovery-password, --password, --bek, --clear-key, --vmk or --fvek")
+        result = unlock(vol, creds)
         if result.via == "fvek":
             # An FVEK opens no protector; prove it by decrypting the first sector to a filesystem.
-            from ..decrypt import identify_filesystem
+            from ..filesystems import identify_filesystem
             from ..stream import DecryptedStream
 
             fs = identify_filesystem(DecryptedStream(vol, result).read_at(0, 512))
             if fs is None:
-                if as_json:
-                    _emit_json({"unlocked": False, "protector_id": None, "protector_type": None,
-                                "error": "the FVEK does not decrypt the boot sector to a filesystem"})
                 raise WrongKeyError(f"{vol.name}: the FVEK does not decrypt the boot sector to a known filesystem")
         data = render.verify_dict(vol, result, show_keys)
         if as_json:
@@ -207,7 +212,7 @@ def verify(
 @app.command()
 @handle_errors
 def decrypt(
-    source: str = typer.Argument(..., help="Image, device or volume file."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="Image, device or volume file."),
     output: str = typer.Option(..., "--output", "-o", help="Output file; '-' writes to stdout."),
     volume: Optional[int] = VolumeOpt,
     offset: Optional[int] = OffsetOpt,
@@ -243,11 +248,31 @@ def decrypt(
         with render.progress(stream.size, enabled=not as_json or output != "-") as advance:
             done = decrypt_to(stream, output, resume=resume, progress=advance, stdout=sys.stdout.buffer)
         data = render.decrypt_dict(vol, result, done, show_keys)
-        if as_json and output != "-":
-            _emit_json(data)
+        if as_json:  # with -o - stdout carries the plaintext: the summary goes to stderr
+            _emit_json(data, sys.stderr if output == "-" else sys.stdout)
         else:
             render.decrypt(data)
 
 
 def main() -> None:
-    app(prog_name="bitlocker-tools")
+    """Run the CLI. Usage errors (a missing option, an unknown flag) are one line, like every
+    other error, instead of Typer's framed box."""
+    try:
+        from typer._click.exceptions import ClickException  # typer >= 0.26 vendors click
+    except ImportError:  # pragma: no cover - older typer with click
+        from click.exceptions import ClickException
+
+    try:
+        code = app(prog_name="bitlocker-tools", standalone_mode=False)
+    except ClickException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # no arguments at all: the help text
+            exc.show()
+            sys.exit(exc.exit_code)
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        _err(f"{exc.format_message()}{hint}")
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _err("aborted")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

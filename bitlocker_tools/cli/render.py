@@ -36,16 +36,22 @@ if TYPE_CHECKING:
 # Rich is imported when something is printed for a person, not for --json (it costs ~50 ms).
 
 
-def _out() -> Console:
+def _console(stream) -> Console:
+    """A Console on ``stream``; when that is not a terminal, lines are never wrapped (a log or a
+    pipe gets one line per message, as grep expects)."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    if stream.isatty():
+        return Console(file=stream, highlight=False)
+    return Console(file=stream, highlight=False, soft_wrap=True, width=4096)
+
+
+def _out() -> Console:
+    return _console(sys.stdout)
 
 
 def _err() -> Console:
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
+    return _console(sys.stderr)
 
 
 def _size(n: int | None) -> str:
@@ -72,7 +78,7 @@ def scan(reports: list[dict[str, Any]]) -> None:
             label = "whole source" if v["partition"] is None else f"partition {v['partition']}"
             where = f"{label}  offset {v['offset']}  size {v['size']} ({_size(v['size'])})"
             if not v["bitlocker"]:
-                con.print(f"  {where}  [dim]not BitLocker[/dim]")
+                con.print(f"  {where}  [dim]not BitLocker[/dim]" + (f"  [red]{v['error']}[/red]" if v.get("error") else ""))
                 continue
             if v.get("error"):
                 con.print(f"  {where}  [red]BitLocker, damaged:[/red] {v['error']}")
@@ -266,7 +272,10 @@ def verify_dict(vol: BitLockerVolume, r: UnlockResult, show_keys: bool) -> dict[
 
 def verify(data: dict[str, Any]) -> None:
     con = _out()
-    if data["protector_id"]:
+    if data["encryption_method"] == "NONE" and not data["protector_id"]:
+        con.print("[green]OK[/green]: the volume is not encrypted (BitLocker was turned off; its metadata "
+                  "remains, with no key protector): no key is needed")
+    elif data["protector_id"]:
         con.print(f"[green]OK[/green]: the {data['via'].replace('_', ' ')} opens protector {data['protector_id']} "
                   f"(Key ID {data['key_id']}, {data['protector_type']})")
     else:
