@@ -356,13 +356,18 @@ def parse_block(buf: bytes, offset: int) -> MetadataBlock:
     crc_stored = None
     validation_entry = None
     covered = bytes(buf[:end])
-    if hdr.version == 2:
-        covered_len = hdr.size * 16
-        if covered_len < end or covered_len + structs.VALIDATION_HEADER_SIZE > len(buf):
-            raise BadInputError(
-                f"metadata block at volume offset {offset:#x}: block size field {hdr.size} "
-                "disagrees with the metadata size"
-            )
+    # The validation structure (CRC-32, then the block's SHA-256 wrapped with the VMK) follows
+    # the bytes the header's size field covers: 16-byte units on v2, bytes on Vista's v1 (the
+    # corpus Vista volume: 0x310 for metadata ending at 0x304). A v1 field that does not fit is
+    # taken as "no validation" rather than as damage: v1 was never documented to carry one.
+    covered_len = hdr.size * 16 if hdr.version == 2 else hdr.size
+    fits = end <= covered_len and covered_len + structs.VALIDATION_HEADER_SIZE <= len(buf)
+    if hdr.version == 2 and not fits:
+        raise BadInputError(
+            f"metadata block at volume offset {offset:#x}: block size field {hdr.size} "
+            "disagrees with the metadata size"
+        )
+    if fits:
         covered = bytes(buf[:covered_len])
         val = structs.Validation.parse(buf[covered_len : covered_len + 8])
         crc_stored = val.crc32

@@ -4,6 +4,7 @@
     python scripts/make_fixtures.py            # rebuild fixtures/*.bin.gz, *.BEK, manifest.json
     python scripts/make_fixtures.py --check    # rebuild in a temp dir, compare with the committed
     python scripts/make_fixtures.py --plain    # re-make fixtures/plain/*.img.gz (mkntfs, mkfs.fat)
+    python scripts/make_fixtures.py --plain ntfs_vista   # re-make only the named plain image(s)
 
 The inputs are the plain filesystem images in ``fixtures/plain/`` (gzip). They are committed
 because mkntfs writes a random volume serial and random GUIDs; the FAT images are reproducible
@@ -41,6 +42,8 @@ KiB = 1024
 
 #: Reserved tail: three 64 KiB metadata areas plus the 8 KiB relocated header.
 TAIL = 3 * BLOCK_AREA + 8 * KiB
+#: BitLocker To Go relocates as much as its discovery volume covers: 16 KiB on the small drive below.
+TOGO_TAIL = 3 * BLOCK_AREA + 16 * KiB
 
 DEMO_RECOVERY_PASSWORD = "236808-089419-192665-495704-618387-163174-239063-300344"
 DEMO_PASSWORD = "Forge-Demo-1"
@@ -55,10 +58,11 @@ class PlainImage:
     filesystem: str  # "NTFS" or "FAT12"
     fs_size: int  # bytes the filesystem covers (the rest is the free tail for the metadata)
     sector_size: int = 512
+    tail: int = TAIL  # free bytes after the filesystem (0: the filesystem fills the image, as on Vista)
 
     @property
     def size(self) -> int:
-        return self.fs_size + TAIL
+        return self.fs_size + self.tail
 
     @property
     def path(self) -> Path:
@@ -72,6 +76,10 @@ PLAIN_IMAGES = {
         PlainImage("ntfs", "NTFS", 2056 * 512),
         PlainImage("fat12", "FAT12", 64 * KiB),
         PlainImage("fat12_4k", "FAT12", 64 * KiB, sector_size=4096),
+        # Vista: NTFS fills the partition (total sectors 2055, the backup boot sector is the last
+        # one) and the metadata goes into free clusters inside it.
+        PlainImage("ntfs_vista", "NTFS", 2056 * 512, tail=0),
+        PlainImage("fat12_togo", "FAT12", 64 * KiB, tail=TOGO_TAIL),
     )
 }
 
@@ -211,6 +219,15 @@ VARIANTS = [
         M.AES_128, [_p("recovery_password"), _p("password", "Copy-Two-Works")], seed="damaged_copy_cbc128",
         damage_copy=0, damage="fvek"),
         "AES-CBC-128, metadata copy 1 damaged (bits flipped in its FVEK blob, CRC-32 mismatch)"),
+    Variant("vista_cbc128_diffuser", "ntfs_vista", VolumeSpec(
+        M.AES_128_DIFFUSER, [_p("startup_key"), _p("recovery_password")], metadata_version=1,
+        seed="vista_cbc128_diffuser", description="FORGE-PC C: 1/2/2026"),
+        "Windows Vista layout (metadata version 1): NTFS, AES-CBC-128 + diffuser, startup key + recovery "
+        "password, as on the corpus Vista volume"),
+    Variant("togo_cbc128_password", "fat12_togo", VolumeSpec(
+        M.AES_128, [_p("password", "To-Go-Drive-1"), _p("recovery_password")], variant="togo",
+        seed="togo_cbc128_password", description="FORGE-PC E: 1/2/2026"),
+        "BitLocker To Go discovery volume (MSWIN4.1) over FAT12, AES-CBC-128, password + recovery password"),
 ]
 VARIANTS_BY_NAME = {v.name: v for v in VARIANTS}
 
@@ -254,7 +271,8 @@ def build_all(out_dir: Path, plain_dir: Path = PLAIN, log=print) -> dict:
         log(f"{v.name}: {vol.size} bytes, {(out_dir / entry['file']).stat().st_size} gzipped")
     manifest = {
         "about": "Forged BitLocker fixtures; rebuild with scripts/make_fixtures.py, check with --check",
-        "expected_plaintext": "the plain image with the metadata areas and the relocated-header area zeroed",
+        "expected_plaintext": "the plain image with the metadata areas and the relocated-header area zeroed "
+                              "(Vista: the metadata areas; its boot sector reads as the NTFS one)",
         "fixtures": fixtures,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
@@ -289,18 +307,24 @@ def check(fixtures_dir: Path = FIXTURES, log=print) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="rebuild in a temp dir and compare")
-    ap.add_argument("--plain", action="store_true",
-                    help="re-make fixtures/plain/*.img.gz with mkntfs/mkfs.fat (changes the NTFS serial)")
+    ap.add_argument("--plain", nargs="*", metavar="NAME",
+                    help="re-make fixtures/plain/*.img.gz with mkntfs/mkfs.fat (changes the NTFS serial); "
+                         f"with names, only those ({', '.join(PLAIN_IMAGES)})")
     ap.add_argument("--out", type=Path, default=FIXTURES, help="output folder (default fixtures/)")
     args = ap.parse_args(argv)
     if args.check:
         problems = check(args.out)
         print("fixtures are reproducible" if not problems else f"{len(problems)} difference(s)")
         return 1 if problems else 0
-    if args.plain:
+    if args.plain is not None:
+        unknown = set(args.plain) - set(PLAIN_IMAGES)
+        if unknown:
+            ap.error(f"unknown plain image(s): {', '.join(sorted(unknown))}")
         (args.out / "plain").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             for p in PLAIN_IMAGES.values():
+                if args.plain and p.name not in args.plain:
+                    continue
                 data = make_plain_image(p, Path(tmp))
                 (args.out / "plain" / f"{p.name}.img.gz").write_bytes(_gzip(data))
                 print(f"plain/{p.name}.img.gz: {p.filesystem}, {len(data)} bytes")
