@@ -181,6 +181,15 @@ int bt_ccm_encrypt(const uint8_t *key, size_t klen, const uint8_t nonce[12], con
 
 /* ---- Elephant diffuser (bt_diffuser.c) ------------------------------------------------------ */
 /* In place on one sector of nw little-endian u32 words (nw >= 8, a multiple of 4). */
+#define BT_MAX_SECTOR 4096 /* the largest sector the 8-lane diffuser takes */
+#if BT_X86 && (defined(__GNUC__) || defined(__clang__))
+#define BT_HAVE_DIFFUSER8 1
+/* Eight consecutive sectors of ss bytes (32 <= ss <= BT_MAX_SECTOR, ss % 32 == 0) in place:
+ * decrypt = diffuser B, A, then XOR with each sector's key; encrypt = the reverse. Needs AVX2. */
+void bt_diffuser8_avx2(uint8_t *sec, size_t ss, const uint8_t keys[8][32], int decrypt);
+#else
+#define BT_HAVE_DIFFUSER8 0
+#endif
 void bt_diffuser_a_decrypt(uint8_t *sector, size_t nw);
 void bt_diffuser_a_encrypt(uint8_t *sector, size_t nw);
 void bt_diffuser_b_decrypt(uint8_t *sector, size_t nw);

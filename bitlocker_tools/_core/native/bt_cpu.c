@@ -5,9 +5,15 @@ bt_cpu_t bt_cpu;
 
 void bt_wipe(void *p, size_t n)
 {
+#if defined(__GNUC__) || defined(__clang__)
+    /* memset at memset speed; the empty asm that "reads" p keeps it from being optimised away */
+    memset(p, 0, n);
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+#else
     volatile uint8_t *v = (volatile uint8_t *)p;
     while (n--)
         *v++ = 0;
+#endif
 }
 
 #if BT_X86
