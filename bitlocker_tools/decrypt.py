@@ -45,32 +45,39 @@ def _identity(stream: DecryptedStream) -> dict:
     }
 
 
-def parallel_chunks(stream: DecryptedStream, start: int, workers: int | None = None) -> Iterator[bytes]:
+def parallel_chunks(stream: DecryptedStream, start: int, workers: int | None = None) -> Iterator[memoryview]:
     """The plaintext from ``start`` to the end in CHUNK pieces, in order, decrypted on all cores.
 
     Both cores release the GIL while decrypting (the C extension explicitly; pycryptodome and
-    numpy inside their calls), so threads suffice. At most ``2 * workers`` chunks are in flight,
-    which bounds memory whatever the volume size.
+    numpy inside their calls), so threads suffice. ``2 * workers`` buffers are allocated once
+    and reused, which bounds memory whatever the volume size and spares the page faults of a
+    fresh 4 MiB buffer per chunk. Each piece yielded is valid until the next one is asked for.
     """
     workers = workers or os.cpu_count() or 1
-    offsets = range(start, stream.size, CHUNK)
+    offsets = iter(range(start, stream.size, CHUNK))
     if workers == 1:
+        buf = bytearray(CHUNK)
         for pos in offsets:
-            yield stream.read_at(pos, CHUNK)
+            yield memoryview(buf)[: stream.read_into(pos, buf)]
         return
+    free = [bytearray(CHUNK) for _ in range(2 * workers)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
-        it = iter(offsets)
-        for pos in it:
-            pending.append(pool.submit(stream.read_at, pos, CHUNK))
-            if len(pending) >= 2 * workers:
-                break
+
+        def submit() -> None:
+            pos = next(offsets, None)
+            if pos is not None:
+                buf = free.pop()
+                pending.append((buf, pool.submit(stream.read_into, pos, buf)))
+
+        for _ in range(len(free)):
+            submit()
         while pending:
-            data = pending.popleft().result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append(pool.submit(stream.read_at, nxt, CHUNK))
-            yield data
+            buf, job = pending.popleft()
+            n = job.result()
+            yield memoryview(buf)[:n]
+            free.append(buf)  # the consumer is done with it
+            submit()
 
 
 def _copy(stream: DecryptedStream, out: BinaryIO, start: int, digest, progress: Callable[[int], None] | None) -> int:

@@ -151,11 +151,7 @@ class DecryptedStream(io.RawIOBase):
                 self.missing_bytes += length - got
 
     def read_at(self, offset: int, length: int) -> bytearray:
-        """Plaintext of ``[offset, offset+length)``, clipped to the volume size.
-
-        The evidence is read straight into one buffer and each encrypted run is decrypted in
-        place, so a chunk costs one copy out of the page cache and one pass of the cipher.
-        """
+        """Plaintext of ``[offset, offset+length)``, clipped to the volume size."""
         length = max(0, min(length, self.size - offset))
         if length == 0:
             return bytearray()
@@ -163,20 +159,49 @@ class DecryptedStream(io.RawIOBase):
         start = offset // ss * ss
         stop = min(-(-(offset + length) // ss) * ss, -(-self.size // ss) * ss)
         buf = bytearray(stop - start)
-        view = memoryview(buf)
+        self._fill(start, memoryview(buf), fresh=True)
+        if start == offset and len(buf) == length:
+            return buf
+        return buf[offset - start : offset - start + length]
+
+    def read_into(self, offset: int, buf: bytearray | memoryview) -> int:
+        """Decrypt the plaintext at sector-aligned ``offset`` into ``buf``; return how many bytes
+        are valid (``len(buf)``, less at the end of the volume).
+
+        For callers that reuse their buffers (``decrypt`` does): no allocation and no page faults
+        per chunk. ``buf`` must hold the request rounded up to whole sectors.
+        """
+        ss = self.sector_size
+        if offset % ss:
+            raise ValueError(f"offset {offset} is not a multiple of the sector size {ss}")
+        length = max(0, min(len(buf), self.size - offset))
+        stop = min(-(-(offset + length) // ss) * ss, -(-self.size // ss) * ss)
+        if stop - offset > len(buf):
+            raise ValueError("buf must hold whole sectors")
+        if length:
+            self._fill(offset, memoryview(buf)[: stop - offset], fresh=False)
+        return length
+
+    def _fill(self, start: int, view: memoryview, fresh: bool) -> None:
+        """Plaintext of the sector-aligned ``[start, start+len(view))`` into ``view``.
+
+        The evidence is read straight into the buffer and each encrypted run is decrypted in
+        place, so a chunk costs one copy out of the page cache and one pass of the cipher.
+        ``fresh``: the buffer is known to be zeroed, so the regions that read as zeros are skipped.
+        """
+        ss = self.sector_size
         method = int(self.unlocked.method)
-        for seg in self.segments(start, stop - start):
-            if seg.kind == ZERO:
-                continue  # the buffer is born zeroed
+        for seg in self.segments(start, len(view)):
             target = view[seg.offset - start : seg.offset - start + seg.length]
+            if seg.kind == ZERO:
+                if not fresh:
+                    target[:] = bytes(seg.length)
+                continue
             self._read_physical_into(seg.physical, target)
             if seg.kind == ENCRYPTED and method != EncryptionMethod.NONE:
                 self.core.crypt_sectors_into(method, self.unlocked.key, target, seg.physical, ss, True, target)
             elif seg.kind == VISTA_BOOT:
                 target[:] = self._vista_boot_sector(bytes(target))
-        if start == offset and len(buf) == length:
-            return buf
-        return buf[offset - start : offset - start + length]
 
     def _vista_boot_sector(self, raw: bytes) -> bytes:
         """Vista leaves sector 0 in the clear with the BitLocker signature; rebuild the NTFS VBR."""

@@ -120,3 +120,20 @@ def test_truncated_image_reports_missing_size(corpus_dir):
         vol = BitLockerVolume(fh)
         assert vol.declared_size == 65994752
         assert vol.size == 51032064
+
+
+def test_read_into_a_reused_buffer_equals_read_at(corpus_dir):
+    """decrypt reuses its chunk buffers: whatever a buffer held before, the regions that read as
+    zeros (metadata blocks, relocated header) must come out zero again."""
+    with (corpus_dir / "aes-xts_128.bin").open("rb") as fh:
+        vol = BitLockerVolume(fh)
+        stream = DecryptedStream(vol, unlock(vol, collect(password=["password12!@"], use_env=False)))
+        for start, length in vol.reserved_regions()[:2]:
+            offset = max(0, start - 4096) // 512 * 512
+            buf = bytearray(b"\xff" * (length + 8192))
+            n = stream.read_into(offset, buf)
+            assert n == min(len(buf), stream.size - offset)
+            assert buf[:n] == stream.read_at(offset, n)
+            assert not any(buf[start - offset : start - offset + min(length, n - (start - offset))])
+        with pytest.raises(ValueError, match="multiple of the sector size"):
+            stream.read_into(3, bytearray(512))
