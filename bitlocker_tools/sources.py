@@ -212,21 +212,31 @@ class Source:
         return self._partitions
 
     def _find_partitions(self) -> list[Partition]:
+        """The partitions of an MBR or GPT disk (512- or 4096-byte sectors), read with
+        dissect.volume: the partition-table part of dissect.target without the rest of it, which
+        costs most of a second to import."""
         whole = [Partition(None, 0, self.size)]
         if parse_boot_sector(read_at(self.fh, 0, 512)) is not None:
             return whole
         try:
-            from dissect.target import volume as dvolume
-
-            vs = dvolume.open(self.fh)
-            parts = [
-                Partition(v.number, v.offset, _partition_size(v), str(v.type) if v.type is not None else None)
-                for v in vs.volumes
-            ]
-        except BadInputError:
-            raise  # the container itself cannot be read
-        except Exception:  # noqa: BLE001 - dissect raises many kinds; no table means one volume
+            from dissect.volume.disk import Disk
+        except ImportError:  # pragma: no cover - dissect.volume comes with dissect.target
             return whole
+        parts: list[Partition] = []
+        for sector_size in (512, 4096):  # a 4Kn disk's GPT is at byte 4096
+            try:
+                self.fh.seek(0)
+                disk = Disk(self.fh, sector_size=sector_size)
+            except BadInputError:
+                raise  # the container itself cannot be read
+            except Exception:  # noqa: BLE001 - dissect raises many kinds; no table means one volume
+                continue
+            parts = [
+                Partition(v.number, v.offset, _partition_size(v, sector_size),
+                          str(v.type) if v.type is not None else None)
+                for v in disk.partitions
+            ]
+            break
         # dissect lists MBR extended containers too; keep real partitions with a size. Those
         # that start beyond the end of the evidence stay: they tell of a truncated image.
         parts = [p for p in parts if p.size]
@@ -234,16 +244,33 @@ class Source:
         return parts or whole
 
 
-def _partition_size(v) -> int:
+def _partition_size(v, sector_size: int) -> int:
     """dissect.volume computes GPT sizes as (last_lba - first_lba) sectors, but GPT's last LBA is
     inclusive: one sector short, which would cut the last sector off every GPT partition."""
-    entry = getattr(getattr(v, "raw", None), "raw", None)
+    entry = getattr(v, "raw", None)
     first, last = getattr(entry, "first_lba", None), getattr(entry, "last_lba", None)
     if isinstance(first, int) and isinstance(last, int) and last >= first:
-        sector = getattr(getattr(v, "raw", None), "disk", None)
-        sector_size = getattr(sector, "sector_size", None) or 512
         return (last - first + 1) * sector_size
     return v.size
+
+
+#: (offset, bytes) that mark a container image dissect.target must open (E01/Ex01/L01, VMDK
+#: sparse/COWD/descriptor, VHDX, QCOW2, a dynamic VHD's footer copy, VDI). A fixed VHD carries
+#: its footer at the end; split raw is recognised by its name.
+_CONTAINER_MAGIC = (
+    (0, b"EVF\x09\r\n\xff\x00"), (0, b"EVF2\r\n\x81\x00"), (0, b"LVF\x09\r\n\xff\x00"),
+    (0, b"KDMV"), (0, b"COWD"), (0, b"# Disk DescriptorFile"), (0, b"vhdxfile"), (0, b"QFI\xfb"),
+    (0, b"conectix"), (0x40, b"\x7f\x10\xda\xbe"),
+)
+_SPLIT_RAW = re.compile(r"\.(\d{3}|aa[a-z])$", re.IGNORECASE)
+
+
+def _is_container(path: Path, fh: BinaryIO, head: bytes, size: int) -> bool:
+    if _SPLIT_RAW.search(path.name):
+        return True
+    if any(head[o : o + len(m)] == m for o, m in _CONTAINER_MAGIC):
+        return True
+    return size >= 1024 and read_at(fh, size - 512, 8) == b"conectix"
 
 
 def open_source(path: str | os.PathLike | list) -> Source:
@@ -269,8 +296,12 @@ def open_source(path: str | os.PathLike | list) -> Source:
     if len(head) < 512 and head[3:11] in (b"-FVE-FS-", b"MSWIN4.1"):
         fh.close()
         raise BadInputError(f"{spath}: truncated: a BitLocker boot sector cut off after {len(head)} bytes")
+    if head[510:512] == b"\x55\xaa" and not _is_container(p, fh, head, size):
+        # a raw disk (MBR, or GPT behind its protective MBR) or an unencrypted volume: read
+        # directly, without importing dissect.target
+        return Source(spath, fh, size, "raw")
     fh.close()
-    return _open_container(p, spath)
+    return _open_container(p, spath)  # containers, and whatever else dissect.target recognises
 
 
 def _open_device(path: str) -> Source:

@@ -152,3 +152,39 @@ def remove(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def write_gpt(path: Path, size: int, parts: list[tuple[int, int]], sector: int = 4096) -> None:
+    """A minimal GPT written here, for sector sizes the Debian tools cannot make on a file (a 4Kn
+    disk): protective MBR, header at LBA 1, 128 entries, backup at the end. ``parts`` are
+    (byte offset, byte size), sector aligned; every partition gets the Basic Data type."""
+    import struct
+    import uuid
+    import zlib
+
+    lbas = size // sector
+    basic_data = uuid.UUID("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7").bytes_le
+    entries = bytearray(128 * 128)
+    for i, (off, length) in enumerate(parts):
+        struct.pack_into("<16s16sQQQ", entries, 128 * i, basic_data, uuid.uuid4().bytes_le,
+                         off // sector, (off + length) // sector - 1, 0)
+    entry_lbas = len(entries) // sector or 1
+
+    def header(current: int, backup: int, entries_lba: int) -> bytes:
+        h = bytearray(struct.pack("<8sIIIIQQQQ16sQIII", b"EFI PART", 0x10000, 92, 0, 0, current, backup,
+                                  2 + entry_lbas, lbas - 2 - entry_lbas, uuid.uuid4().bytes_le,
+                                  entries_lba, 128, 128, zlib.crc32(entries)))
+        struct.pack_into("<I", h, 16, zlib.crc32(h))
+        return bytes(h).ljust(sector, b"\0")
+
+    mbr = bytearray(512)
+    struct.pack_into("<B3sB3sII", mbr, 446, 0, b"\0\x02\0", 0xEE, b"\xff\xff\xff", 1, min(lbas - 1, 0xFFFFFFFF))
+    mbr[510:512] = b"\x55\xaa"
+    with open(path, "r+b") as fh:
+        fh.write(mbr)
+        fh.seek(sector)
+        fh.write(header(1, lbas - 1, 2))
+        fh.write(entries)
+        fh.seek((lbas - 1 - entry_lbas) * sector)
+        fh.write(entries)
+        fh.write(header(lbas - 1, 1, lbas - 1 - entry_lbas))

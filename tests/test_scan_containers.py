@@ -200,3 +200,19 @@ def test_offset_that_is_not_a_volume(disks, run_cli):
     image, _ = disks.image("gpt-raw")
     proc = run_cli("info", image, "--offset", 12345 * 512)
     assert_cli_error(proc, 3, "not BitLocker", str(12345 * 512))
+
+
+def test_gpt_with_4096_byte_sectors(tmp_path, volumes, bare, run_cli):
+    """A 4Kn disk: its GPT header is at byte 4096, its LBAs are 4 KiB."""
+    vol = volumes[0]
+    disk = tmp_path / "4kn.raw"
+    offset, size = 1 << 20, vol.stat().st_size
+    with open(disk, "wb") as fh:
+        fh.truncate(offset + size + (2 << 20))
+        diskbuild.copy_sparse(vol, fh, offset)
+    diskbuild.write_gpt(disk, disk.stat().st_size, [(offset, size)], sector=4096)
+    proc = run_cli("scan", "--json", disk)
+    assert proc.returncode == 0, proc.stderr
+    found = [v for v in json.loads(proc.stdout)["sources"][0]["volumes"] if v["bitlocker"]]
+    assert [(v["partition"], v["offset"], v["size"]) for v in found] == [(1, offset, size)]
+    assert _metadata(found[0]) == _metadata(bare[vol])
