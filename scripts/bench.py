@@ -109,11 +109,19 @@ def openssl_speed(args: list[str], seconds: int) -> float | None:
 # --- key stretching -------------------------------------------------------------------------------
 
 
-def hashlib_loop(initial: bytes, salt: bytes) -> bytes:
+def hashlib_loop(initial: bytes, salt: bytes, rounds: int = ROUNDS) -> bytes:
     last = bytes(32)
-    for i in range(ROUNDS):
+    for i in range(rounds):
         last = hashlib.sha256(last + initial + salt + struct.pack("<Q", i)).digest()
     return last
+
+
+def steadiness_probe() -> float:
+    """Seconds for a fixed piece of plain-Python work. Taken at the start and the end of a run,
+    it shows how much slower the shared VM got meanwhile (neighbours, CPU throttling after
+    sustained load): a figure measured late in a run that slowed down reads worse than it is."""
+    salt = bytes(16)
+    return timed(lambda: hashlib_loop(bytes(32), salt, ROUNDS // 4), 3)
 
 
 def batched_rate(core, batch: int, threads: int) -> float:
@@ -366,6 +374,7 @@ def main() -> None:
     cdir = corpus()
     man = manifest()
     print(f"machine: {cpu_name()}, {cores} cores; core backend: {backend_name(native)}")
+    weather = [steadiness_probe()]  # the same pure-Python work at the start and at the end
 
     # Limits.
     sec = 1 if args.quick else 2
@@ -503,8 +512,12 @@ def main() -> None:
         rows.append(["verify (whole process, recovery password)", f"{min(vtimes):.3f} s", "", ""])
         m["verify_s"] = min(vtimes)
         rep.table("End to end (CLI processes)", ["what", "time", "rate", "vs"], rows)
+        weather.append(steadiness_probe())
         rep.table("Issue #11 targets, judged on this run", ["target", "measured", "verdict"], targets(m, cores),
                   first=True)
+        rep.table("Steadiness of the machine during this run", ["probe", "start", "end", "end / start"],
+                  [["plain-Python SHA-256 loop, 262,144 rounds (best of 3)", f"{weather[0] * 1000:.0f} ms",
+                    f"{weather[1] * 1000:.0f} ms", f"{weather[1] / weather[0]:.2f}x"]], first=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
