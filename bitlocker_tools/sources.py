@@ -37,16 +37,11 @@ class Partition:
     type: str | None = None
 
 
-class AlignedReader(io.RawIOBase):
-    """Read-only file object over a raw device that only accepts sector-aligned reads.
+class _Reader(io.RawIOBase):
+    """A seekable, read-only raw file object of ``size`` bytes that keeps its own position."""
 
-    Windows raw devices (``\\\\.\\PhysicalDrive0``) fail unaligned reads with EINVAL; Linux block
-    devices are fine either way. Reads are widened to 4096-byte boundaries and trimmed.
-    """
-
-    def __init__(self, fd: int, size: int):
+    def __init__(self, size: int):
         super().__init__()
-        self._fd = fd
         self._size = size
         self._pos = 0
 
@@ -63,6 +58,18 @@ class AlignedReader(io.RawIOBase):
 
     def tell(self) -> int:
         return self._pos
+
+
+class AlignedReader(_Reader):
+    """Read-only file object over a raw device that only accepts sector-aligned reads.
+
+    Windows raw devices (``\\\\.\\PhysicalDrive0``) fail unaligned reads with EINVAL; Linux block
+    devices are fine either way. Reads are widened to 4096-byte boundaries and trimmed.
+    """
+
+    def __init__(self, fd: int, size: int):
+        super().__init__(size)
+        self._fd = fd
 
     def readinto(self, buf) -> int:  # type: ignore[override]
         want = min(len(buf), max(0, self._size - self._pos))
@@ -112,7 +119,7 @@ def _is_device(path: str) -> bool:
         return False
 
 
-class GuardedReader(io.RawIOBase):
+class GuardedReader(_Reader):
     """A container's file object whose failures name the evidence.
 
     dissect's container readers fail on a truncated or damaged image with whatever their parser
@@ -122,25 +129,10 @@ class GuardedReader(io.RawIOBase):
     """
 
     def __init__(self, inner: BinaryIO, name: str, kind: str, size: int):
-        super().__init__()
+        super().__init__(size)
         self._inner = inner
         self._name = name
         self._kind = kind
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self._pos = self._inner.seek(offset, whence)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
 
     def read(self, size: int = -1) -> bytes:
         try:

@@ -13,15 +13,14 @@ from construct import Array, Bytes, Const, Int8sl, Int8ul, Int16ul, Int32ul, Int
 
 from .structs import Guid
 
-#: The Windows 7+ "FVE volume header" (sector 0), field by field. It mimics a FAT32 boot sector;
-#: only bytes_per_sector, sectors_per_cluster, the GUID and the three offsets matter to readers.
-Win7BootSectorFull = Struct(
-    "jump" / Bytes(3),  # EB 58 90
-    "oem" / Bytes(8),  # -FVE-FS-
+#: The FAT32 BIOS parameter block from byte 3 to byte 90, shared by the Windows 7+ "FVE volume
+#: header" and the To Go discovery volume's boot sector (values noted as the forge writes them).
+_FAT32_BPB = (
+    "oem" / Bytes(8),  # 3: -FVE-FS- (Win7+) or MSWIN4.1 (To Go)
     "bytes_per_sector" / Int16ul,  # 11
     "sectors_per_cluster" / Int8ul,  # 13
     "reserved_sectors" / Int16ul,  # 14
-    "fat_count" / Int8ul,  # 16
+    "fat_count" / Int8ul,  # 16: 1 on To Go (the drive of dislocker #108)
     "root_entries" / Int16ul,  # 17
     "total_sectors_16" / Int16ul,  # 19
     "media" / Int8ul,  # 21: F8
@@ -29,11 +28,11 @@ Win7BootSectorFull = Struct(
     "sectors_per_track" / Int16ul,  # 24: 0x3F
     "heads" / Int16ul,  # 26: 0xFF
     "hidden_sectors" / Int32ul,  # 28: the partition's start sector
-    "total_sectors_32" / Int32ul,  # 32: 0 on Windows-written NTFS volumes
-    "sectors_per_fat_32" / Int32ul,  # 36: 0x1FE0 on every volume seen
+    "total_sectors_32" / Int32ul,  # 32: 0 on Windows-written NTFS volumes; the drive on To Go
+    "sectors_per_fat_32" / Int32ul,  # 36: 0x1FE0 on every Win7+ volume seen
     "fat_flags" / Int16ul,  # 40
     "fs_version" / Int16ul,  # 42
-    "root_cluster" / Int32ul,  # 44
+    "root_cluster" / Int32ul,  # 44: 2 on To Go
     "fsinfo_sector" / Int16ul,  # 48: 1
     "backup_boot_sector" / Int16ul,  # 50: 6
     "reserved" / Bytes(12),  # 52
@@ -41,8 +40,15 @@ Win7BootSectorFull = Struct(
     "reserved1" / Int8ul,  # 65
     "extended_signature" / Int8ul,  # 66: 0x29
     "volume_serial" / Int32ul,  # 67
-    "volume_label" / Bytes(11),  # 71: "NO NAME    "
+    "volume_label" / Bytes(11),  # 71: "NO NAME    " on Win7+
     "fs_type" / Bytes(8),  # 82: "FAT32   "
+)
+
+#: The Windows 7+ "FVE volume header" (sector 0), field by field. It mimics a FAT32 boot sector;
+#: only bytes_per_sector, sectors_per_cluster, the GUID and the three offsets matter to readers.
+Win7BootSectorFull = Struct(
+    "jump" / Bytes(3),  # EB 58 90
+    *_FAT32_BPB,
     "boot_code" / Bytes(70),  # 90 (zero-filled by the forge)
     "guid" / Guid,  # 160
     "metadata_offsets" / Array(3, Int64ul),  # 176
@@ -57,32 +63,7 @@ WIN7_BOOT_SECTOR_SIZE = 512
 #: start of the drive; the BitLocker GUID and the three metadata offsets sit in its boot-code area.
 ToGoBootSectorFull = Struct(
     "jump" / Bytes(3),  # EB 58 90
-    "oem" / Bytes(8),  # MSWIN4.1
-    "bytes_per_sector" / Int16ul,  # 11
-    "sectors_per_cluster" / Int8ul,  # 13
-    "reserved_sectors" / Int16ul,  # 14
-    "fat_count" / Int8ul,  # 16: 1 on the drive of dislocker #108
-    "root_entries" / Int16ul,  # 17
-    "total_sectors_16" / Int16ul,  # 19
-    "media" / Int8ul,  # 21: F8
-    "sectors_per_fat_16" / Int16ul,  # 22
-    "sectors_per_track" / Int16ul,  # 24
-    "heads" / Int16ul,  # 26
-    "hidden_sectors" / Int32ul,  # 28
-    "total_sectors_32" / Int32ul,  # 32: the whole drive
-    "sectors_per_fat_32" / Int32ul,  # 36
-    "fat_flags" / Int16ul,  # 40
-    "fs_version" / Int16ul,  # 42
-    "root_cluster" / Int32ul,  # 44: 2
-    "fsinfo_sector" / Int16ul,  # 48: 1
-    "backup_boot_sector" / Int16ul,  # 50: 6
-    "reserved" / Bytes(12),  # 52
-    "drive_number" / Int8ul,  # 64: 0x80
-    "reserved1" / Int8ul,  # 65
-    "extended_signature" / Int8ul,  # 66: 0x29
-    "volume_serial" / Int32ul,  # 67
-    "volume_label" / Bytes(11),  # 71
-    "fs_type" / Bytes(8),  # 82: "FAT32   "
+    *_FAT32_BPB,
     "boot_code" / Bytes(334),  # 90 (zero-filled by the forge)
     "guid" / Guid,  # 424
     "metadata_offsets" / Array(3, Int64ul),  # 440
