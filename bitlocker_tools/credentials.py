@@ -3,8 +3,9 @@
 Every credential option takes the secret itself, ``-`` (read from standard input), or ``@PATH``
 (read from a file). Recovery and user passwords also come from ``BITLOCKER_RECOVERY_PASSWORD`` and
 ``BITLOCKER_PASSWORD``, but only when the command line gives no credential at all: a variable
-left over in the shell must not change what an explicit option means. A recovery-password file may be Windows' own "BitLocker Recovery Key
-<ID>.TXT" (UTF-16LE with a BOM): the 48 digits are found in its text.
+left over in the shell must not change what an explicit option means. A recovery-password file
+may be Windows' own "BitLocker Recovery Key <ID>.TXT" (UTF-16LE with a BOM): the 48 digits are
+found in its text.
 """
 
 from __future__ import annotations

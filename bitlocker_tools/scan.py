@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from .errors import BadInputError, NotFoundError, UsageError
+from .filesystems import identify_filesystem
 from .format.constants import VolumeState
 from .sources import Partition, Source
-from .filesystems import identify_filesystem
 from .volume import BitLockerVolume, parse_boot_sector, read_at
 
 

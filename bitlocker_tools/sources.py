@@ -140,7 +140,8 @@ class GuardedReader(_Reader):
             data = self._inner.read(size)
         except Exception as exc:  # noqa: BLE001 - dissect raises many kinds
             raise self._damaged(describe(exc)) from None
-        want = max(0, self._size - self._pos) if size is None or size < 0 else min(size, max(0, self._size - self._pos))
+        remaining = max(0, self._size - self._pos)
+        want = remaining if size is None or size < 0 else min(size, remaining)
         if len(data) < want:
             # e.g. a sparse VMDK whose grains lie past the end of a cut-off file: dissect returns
             # a short read inside the disk, which must not pass for the end of the evidence
