@@ -52,6 +52,7 @@ is its SHA-256. On Vista that keeps the input's NTFS boot sector, which is what 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import uuid
 import zlib
@@ -501,51 +502,18 @@ def _ntfs_info(plain: bytes, ss: int) -> _NtfsInfo:
         raise ValueError(f"the NTFS boot sector claims {bs.total_sectors} sectors (+1 backup) but the image has "
                          f"{len(plain) // ss}")
     cs = bs.sectors_per_cluster * ss
-    return _NtfsInfo(cs, bs.total_sectors, bs.mft_mirror_cluster, _ntfs_bitmap(plain, bs, cs))
+    return _NtfsInfo(cs, bs.total_sectors, bs.mft_mirror_cluster, _ntfs_bitmap(plain))
 
 
-def _ntfs_bitmap(plain: bytes, bs, cs: int) -> Union[bytes, None]:
-    """The $Bitmap data of an NTFS image (MFT record 6, unnamed $DATA), or None when unreadable."""
+def _ntfs_bitmap(plain: bytes) -> Union[bytes, None]:
+    """The $Bitmap of an NTFS image (bit set = cluster in use), read with dissect.ntfs; None when
+    the image's MFT cannot be read (the blocks then only avoid nonzero bytes)."""
+    from dissect.ntfs import NTFS
+
     try:
-        cpr = bs.clusters_per_mft_record
-        rec_size = cpr * cs if cpr > 0 else 1 << -cpr
-        start = bs.mft_cluster * cs + 6 * rec_size
-        rec = bytearray(plain[start : start + rec_size])
-        if rec[0:4] != b"FILE":
-            return None
-        usa_off = int.from_bytes(rec[4:6], "little")
-        usa_count = int.from_bytes(rec[6:8], "little")
-        for i in range(1, usa_count):  # undo the update-sequence fixups (512-byte strides)
-            rec[i * 512 - 2 : i * 512] = rec[usa_off + 2 * i : usa_off + 2 * i + 2]
-        pos = int.from_bytes(rec[20:22], "little")
-        while pos + 16 <= len(rec):
-            atype = int.from_bytes(rec[pos : pos + 4], "little")
-            alen = int.from_bytes(rec[pos + 4 : pos + 8], "little")
-            if atype == 0xFFFFFFFF or alen == 0:
-                return None
-            if atype == 0x80 and rec[pos + 9] == 0:  # unnamed $DATA
-                if rec[pos + 8] == 0:  # resident
-                    voff = int.from_bytes(rec[pos + 20 : pos + 22], "little")
-                    vlen = int.from_bytes(rec[pos + 16 : pos + 20], "little")
-                    return bytes(rec[pos + voff : pos + voff + vlen])
-                size = int.from_bytes(rec[pos + 48 : pos + 56], "little")
-                run = pos + int.from_bytes(rec[pos + 32 : pos + 34], "little")
-                out, lcn = bytearray(), 0
-                while rec[run]:
-                    lsize, osize = rec[run] & 0x0F, rec[run] >> 4
-                    length = int.from_bytes(rec[run + 1 : run + 1 + lsize], "little")
-                    delta = int.from_bytes(rec[run + 1 + lsize : run + 1 + lsize + osize], "little", signed=True)
-                    run += 1 + lsize + osize
-                    if osize == 0:  # sparse run
-                        out += bytes(length * cs)
-                        continue
-                    lcn += delta
-                    out += plain[lcn * cs : (lcn + length) * cs]
-                return bytes(out[:size])
-            pos += alen
-    except (IndexError, ValueError):
+        return NTFS(io.BytesIO(plain)).mft.get("$Bitmap").open().read()
+    except Exception:  # noqa: BLE001 - dissect.ntfs raises many kinds on a damaged MFT
         return None
-    return None
 
 
 _FAT_TYPES = (b"FAT12   ", b"FAT16   ", b"FAT     ")

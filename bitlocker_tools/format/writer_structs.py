@@ -9,7 +9,7 @@ the reader's own definitions in :mod:`structs`.
 
 from __future__ import annotations
 
-from construct import Array, Bytes, Const, Int8sl, Int8ul, Int16ul, Int32ul, Int64ul, Struct
+from construct import Array, Bytes, Const, Int8ul, Int16ul, Int32ul, Int64ul, Struct
 
 from .structs import Guid
 
@@ -109,5 +109,4 @@ NtfsBootSector = Struct(
     "total_sectors" / Int64ul,  # 40: volume sectors - 1 (the last one holds the backup)
     "mft_cluster" / Int64ul,  # 48
     "mft_mirror_cluster" / Int64ul,  # 56: Vista moves it into the v1 block header
-    "clusters_per_mft_record" / Int8sl,  # 64: negative: 2 ** -n bytes
 )
