@@ -30,7 +30,7 @@ _EXPORTS = {
     "BitLockerVolume": "volume",
     "Credentials": "credentials",
     "collect": "credentials",
-    "parse_bek": "credentials",
+    "parse_bek": "keyfiles",
     "unlock": "protectors",
     "UnlockResult": "protectors",
     "DecryptedStream": "stream",

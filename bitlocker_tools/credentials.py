@@ -17,23 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import BadInputError, CredentialFormatError
-from .format.constants import ValueType
-from .metadata import ExternalKeyValue, KeyValue, parse_entries
-from .recovery_password import RecoveryPassword, parse as parse_recovery_password
+from .keyfiles import StartupKey, is_fvek_file, parse_bek, parse_fvek_file
+from .recovery_password import RecoveryPassword
+from .recovery_password import parse as parse_recovery_password
 
 ENV_RECOVERY_PASSWORD = "BITLOCKER_RECOVERY_PASSWORD"
 ENV_PASSWORD = "BITLOCKER_PASSWORD"
 
 _RECOVERY_IN_TEXT = re.compile(r"(?<!\d)\d{6}(?:[- ]\d{6}){7}(?!\d)|(?<!\d)\d{48}(?!\d)")
-
-
-@dataclass(frozen=True)
-class StartupKey:
-    """The 32-byte external key from a .BEK file, and the protector GUID it belongs to."""
-
-    guid: str
-    key: bytes
-    path: str
 
 
 @dataclass
@@ -96,25 +87,6 @@ def password_from(value: str) -> str:
     return text.rstrip("\r\n")
 
 
-def parse_bek(raw: bytes, path: str = "BEK file") -> StartupKey:
-    """A .BEK file: a 48-byte header laid out like the metadata header, then an external-key entry."""
-    if len(raw) < 48 + 8:
-        raise BadInputError(f"{path}: not a .BEK file: too short ({len(raw)} bytes)")
-    if int.from_bytes(raw[8:12], "little") != 48:
-        raise BadInputError(f"{path}: not a .BEK file: no 48-byte BitLocker key-file header")
-    try:
-        entries = parse_entries(raw, 48, min(len(raw), int.from_bytes(raw[0:4], "little")))
-    except BadInputError as exc:
-        raise BadInputError(f"{path}: not a usable .BEK file: {exc}") from None
-    for entry in entries:
-        if isinstance(entry.value, ExternalKeyValue):
-            for child in entry.children:
-                if child.value_type == ValueType.KEY and isinstance(child.value, KeyValue):
-                    if len(child.value.key) == 32:
-                        return StartupKey(entry.value.guid, child.value.key, path)
-    raise BadInputError(f"{path}: no 32-byte external key in the .BEK file")
-
-
 def startup_key_from(value: str) -> StartupKey:
     if value == "-":
         return parse_bek(sys.stdin.buffer.read(), "BEK from stdin")
@@ -129,8 +101,8 @@ def startup_key_from(value: str) -> StartupKey:
 def key_bytes_from(value: str, what: str) -> bytes:
     """A VMK or FVEK: hex text (``FVEK`` or ``FVEK:TWEAK``), or a binary key file.
 
-    Binary files are taken as raw key bytes, or in dislocker's FVEK-file layout (u16 method
-    followed by the key, 34 or 66 bytes).
+    Binary files are taken as raw key bytes, or in the FVEK-file layout of dislocker and the
+    memory-forensics plugins (u16 method followed by the key, 34 or 66 bytes).
     """
     raw = read_secret(value, what)
     text = raw.decode("ascii", "replace").strip().replace(":", "").replace(" ", "")
@@ -139,10 +111,7 @@ def key_bytes_from(value: str, what: str) -> bytes:
             raise CredentialFormatError(f"{what}: odd number of hex digits")
         return bytes.fromhex(text)
     if value.startswith("@") or value == "-":
-        if len(raw) in (34, 66) and raw[0:2] in (b"\x00\x80", b"\x01\x80", b"\x02\x80", b"\x03\x80",
-                                                 b"\x04\x80", b"\x05\x80"):
-            return raw[2:]
-        return raw
+        return parse_fvek_file(raw) if is_fvek_file(raw) else raw
     raise CredentialFormatError(f"{what}: expected hex digits")
 
 
@@ -180,4 +149,4 @@ def collect(
     return creds
 
 
-__all__ = ["Credentials", "StartupKey", "collect", "parse_bek"]
+__all__ = ["Credentials", "StartupKey", "collect", "parse_bek"]  # the last two live in keyfiles

@@ -1,51 +1,33 @@
 """The FVE metadata block: header, entries (datums) and their typed values.
 
 An entry is parsed into :class:`Entry` whose ``value`` is one of the small dataclasses below;
-value types we do not understand are kept as :class:`RawValue` so nothing on disk is hidden from
+value types we do not understand are kept as :class:`RawValue`, so nothing on disk is hidden from
 ``info``. Entries nest (a VMK holds a stretch key which holds an AES-CCM blob), so every value
-that can have children carries a ``children`` list.
+that can have children carries a ``children`` list. Each value describes itself twice: as the
+fields of its JSON object (:meth:`as_dict`, never key bytes) and as one line for people
+(:meth:`summary`).
 """
 
 from __future__ import annotations
 
-import uuid
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Iterator, Union
+from datetime import datetime
+from typing import Any, Iterator, Union
 
-from construct import ConstructError
+from construct import ConstError, ConstructError
 
-from .errors import BadInputError
-from .format import structs
+from .errors import BadInputError, describe_parse_error
+from .format import metadata as fmt
 from .format.constants import (
     EncryptionMethod,
     EntryType,
     ProtectorType,
     ValueType,
     VolumeState,
+    code_name,
 )
-
-_EPOCH_1601 = datetime(1601, 1, 1, tzinfo=timezone.utc)
-
-
-def filetime(value: int) -> datetime | None:
-    """FILETIME (100 ns since 1601) as an aware UTC datetime; None for 0 or absurd values."""
-    if not value:
-        return None
-    try:
-        return _EPOCH_1601 + timedelta(microseconds=value // 10)
-    except OverflowError:
-        return None
-
-
-def guid_from_bytes(raw: bytes) -> str:
-    return str(uuid.UUID(bytes_le=bytes(raw)))
-
-
-def guid_to_bytes(text: str) -> bytes:
-    return uuid.UUID(text).bytes_le
-
+from .format.types import filetime_to_datetime, iso_utc
 
 # --- typed values --------------------------------------------------------------------------------
 
@@ -55,10 +37,22 @@ class KeyValue:
     method: int
     key: bytes
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "key_size": len(self.key)}
+
+    def summary(self) -> str:
+        return f"method {self.method:#06x}, {len(self.key)}-byte key"
+
 
 @dataclass
 class UnicodeValue:
     text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text}
+
+    def summary(self) -> str:
+        return repr(self.text)
 
 
 @dataclass
@@ -67,11 +61,23 @@ class StretchKeyValue:
     salt: bytes
     children: list[Entry] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "salt": self.salt.hex()}
+
+    def summary(self) -> str:
+        return f"method {self.method:#06x}, salt {self.salt.hex()}"
+
 
 @dataclass
 class UseKeyValue:
     method: int
     children: list[Entry] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"method": self.method}
+
+    def summary(self) -> str:
+        return f"method {self.method:#06x}"
 
 
 @dataclass
@@ -82,16 +88,28 @@ class AesCcmValue:
 
     @property
     def nonce_time(self) -> datetime | None:
-        return filetime(int.from_bytes(self.nonce[:8], "little"))
+        return filetime_to_datetime(fmt.CcmNonce.parse(self.nonce).time)
 
     @property
     def nonce_counter(self) -> int:
-        return int.from_bytes(self.nonce[8:], "little")
+        return fmt.CcmNonce.parse(self.nonce).counter
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"nonce": self.nonce.hex(), "mac": self.mac.hex(), "data_size": len(self.data)}
+
+    def summary(self) -> str:
+        return f"nonce {iso_utc(self.nonce_time)} #{self.nonce_counter}, {len(self.data)} bytes"
 
 
 @dataclass
 class TpmValue:
     blob: bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"blob_size": len(self.blob)}
+
+    def summary(self) -> str:
+        return f"TPM blob, {len(self.blob)} bytes"
 
 
 @dataclass
@@ -101,12 +119,25 @@ class VmkValue:
     protection: int
     children: list[Entry] = field(default_factory=list)
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"guid": self.guid, "protection": self.protection, "creation_time": iso_utc(self.creation_time)}
+
+    def summary(self) -> str:
+        kind = ProtectorType.from_code(self.protection).value
+        return f"{self.guid}  protection {self.protection:#06x} ({kind}), created {iso_utc(self.creation_time)}"
+
 
 @dataclass
 class ExternalKeyValue:
     guid: str
     creation_time: datetime | None
     children: list[Entry] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"guid": self.guid, "creation_time": iso_utc(self.creation_time)}
+
+    def summary(self) -> str:
+        return f"{self.guid}, created {iso_utc(self.creation_time)}"
 
 
 @dataclass
@@ -115,10 +146,22 @@ class OffsetSizeValue:
     size: int
     extra: bytes
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"offset_value": self.offset, "size_value": self.size, "extra": self.extra.hex()}
+
+    def summary(self) -> str:
+        return f"offset {self.offset:#x}, size {self.size}"
+
 
 @dataclass
 class RawValue:
     data: bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"data": self.data.hex()}
+
+    def summary(self) -> str:
+        return f"{len(self.data)} bytes: {self.data[:16].hex()}{'…' if len(self.data) > 16 else ''}"
 
 
 Value = Union[
@@ -153,46 +196,59 @@ class Entry:
         return next((c for c in self.children if c.value_type == value_type), None)
 
     def type_name(self) -> str:
-        try:
-            return EntryType(self.entry_type).name
-        except ValueError:
-            return f"0x{self.entry_type:04x}"
+        return code_name(EntryType, self.entry_type)
 
     def value_name(self) -> str:
-        try:
-            return ValueType(self.value_type).name
-        except ValueError:
-            return f"0x{self.value_type:04x}"
+        return code_name(ValueType, self.value_type)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as ``info --json`` shows it: header fields, value fields, children."""
+        d: dict[str, Any] = {
+            "offset": self.offset,
+            "size": self.size,
+            "entry_type": self.type_name().lower(),
+            "value_type": self.value_name().lower(),
+            "version": self.version,
+            **self.value.as_dict(),
+        }
+        if self.children:
+            d["children"] = [c.as_dict() for c in self.children]
+        return d
+
+
+def _nested(data: bytes, struct, base: int) -> tuple[Any, list[Entry]]:
+    """A value with a fixed part and nested entries after it."""
+    fixed = struct.sizeof()
+    return struct.parse(data[:fixed]), parse_entries(data, fixed, len(data), base)
 
 
 def _parse_value(value_type: int, data: bytes, base: int) -> Value:
-    """Parse the bytes after an entry header; ``base`` locates them in the block for errors."""
-    if value_type == ValueType.KEY and len(data) >= 4:
-        v = structs.KeyValue.parse(data)
+    """Parse the bytes after an entry header; ``base`` locates them in the block for errors.
+    A value too short for its type's fixed part is kept raw."""
+    if value_type == ValueType.KEY and len(data) >= fmt.KEY_VALUE_FIXED:
+        v = fmt.KeyValue.parse(data)
         return KeyValue(v.method, bytes(v.key))
     if value_type == ValueType.UNICODE:
         return UnicodeValue(data.decode("utf-16-le", "replace").rstrip("\x00"))
-    if value_type == ValueType.STRETCH_KEY and len(data) >= structs.STRETCH_KEY_FIXED:
-        v = structs.StretchKeyValue.parse(data)
-        children = parse_entries(data, structs.STRETCH_KEY_FIXED, len(data), base)
+    if value_type == ValueType.STRETCH_KEY and len(data) >= fmt.StretchKeyValue.sizeof():
+        v, children = _nested(data, fmt.StretchKeyValue, base)
         return StretchKeyValue(v.method, bytes(v.salt), children)
-    if value_type == ValueType.USE_KEY and len(data) >= structs.USE_KEY_FIXED:
-        v = structs.UseKeyValue.parse(data)
-        return UseKeyValue(v.method, parse_entries(data, structs.USE_KEY_FIXED, len(data), base))
-    if value_type == ValueType.AES_CCM and len(data) >= 28:
-        return AesCcmValue(bytes(data[:12]), bytes(data[12:28]), bytes(data[28:]))
-    if value_type == ValueType.TPM_ENCODED and len(data) >= 4:
-        return TpmValue(bytes(data[4:]))
-    if value_type == ValueType.VMK and len(data) >= structs.VMK_FIXED:
-        v = structs.VmkValue.parse(data)
-        children = parse_entries(data, structs.VMK_FIXED, len(data), base)
-        return VmkValue(guid_from_bytes(v.guid), filetime(v.creation_time), v.protection, children)
-    if value_type == ValueType.EXTERNAL_KEY and len(data) >= structs.EXTERNAL_KEY_FIXED:
-        v = structs.ExternalKeyValue.parse(data)
-        children = parse_entries(data, structs.EXTERNAL_KEY_FIXED, len(data), base)
-        return ExternalKeyValue(guid_from_bytes(v.guid), filetime(v.creation_time), children)
-    if value_type == ValueType.OFFSET_SIZE and len(data) >= 16:
-        v = structs.OffsetSizeValue.parse(data)
+    if value_type == ValueType.USE_KEY and len(data) >= fmt.UseKeyValue.sizeof():
+        v, children = _nested(data, fmt.UseKeyValue, base)
+        return UseKeyValue(v.method, children)
+    if value_type == ValueType.AES_CCM and len(data) >= fmt.AES_CCM_FIXED:
+        v = fmt.AesCcmValue.parse(data)
+        return AesCcmValue(bytes(v.nonce), bytes(v.mac), bytes(v.data))
+    if value_type == ValueType.TPM_ENCODED and len(data) >= fmt.TPM_VALUE_FIXED:
+        return TpmValue(bytes(fmt.TpmValue.parse(data).blob))
+    if value_type == ValueType.VMK and len(data) >= fmt.VmkValue.sizeof():
+        v, children = _nested(data, fmt.VmkValue, base)
+        return VmkValue(v.guid, filetime_to_datetime(v.creation_time), v.protection, children)
+    if value_type == ValueType.EXTERNAL_KEY and len(data) >= fmt.ExternalKeyValue.sizeof():
+        v, children = _nested(data, fmt.ExternalKeyValue, base)
+        return ExternalKeyValue(v.guid, filetime_to_datetime(v.creation_time), children)
+    if value_type == ValueType.OFFSET_SIZE and len(data) >= fmt.OFFSET_SIZE_FIXED:
+        v = fmt.OffsetSizeValue.parse(data)
         return OffsetSizeValue(v.offset, v.size, bytes(v.extra))
     return RawValue(bytes(data))
 
@@ -205,20 +261,20 @@ def parse_entries(buf: bytes, start: int, end: int, base: int = 0) -> list[Entry
     """
     entries = []
     pos = start
-    while end - pos >= structs.ENTRY_HEADER_SIZE:
-        hdr = structs.EntryHeader.parse(buf[pos : pos + structs.ENTRY_HEADER_SIZE])
+    while end - pos >= fmt.ENTRY_HEADER_SIZE:
+        hdr = fmt.EntryHeader.parse(buf[pos : pos + fmt.ENTRY_HEADER_SIZE])
         if hdr.size == 0:
             break
-        if hdr.size < structs.ENTRY_HEADER_SIZE or pos + hdr.size > end:
+        if hdr.size < fmt.ENTRY_HEADER_SIZE or pos + hdr.size > end:
             raise BadInputError(
                 f"metadata entry at block offset {base + pos:#x} has size {hdr.size}, "
                 f"which runs past its container (ends at {base + end:#x})"
             )
-        data = buf[pos + structs.ENTRY_HEADER_SIZE : pos + hdr.size]
+        data = buf[pos + fmt.ENTRY_HEADER_SIZE : pos + hdr.size]
         try:
-            value = _parse_value(hdr.value_type, data, base + pos + structs.ENTRY_HEADER_SIZE)
+            value = _parse_value(hdr.value_type, data, base + pos + fmt.ENTRY_HEADER_SIZE)
         except ConstructError as exc:
-            raise BadInputError(f"metadata entry at block offset {base + pos:#x}: {exc}") from None
+            raise BadInputError(f"metadata entry at block offset {base + pos:#x}: {describe_parse_error(exc)}") from None
         entries.append(Entry(base + pos, hdr.size, hdr.entry_type, hdr.value_type, hdr.version, value))
         pos += hdr.size
     return entries
@@ -273,7 +329,7 @@ class MetadataBlock:
 
     @property
     def crc_valid(self) -> bool | None:
-        """True/False where the format has a CRC (v2); None for v1."""
+        """True/False where the block has a validation structure; None where it has none."""
         if self.crc_stored is None:
             return None
         return zlib.crc32(self.covered) == self.crc_stored
@@ -287,11 +343,11 @@ class MetadataBlock:
 
     @property
     def state(self) -> str:
-        return _state_name(self.current_state)
+        return code_name(VolumeState, self.current_state)
 
     @property
     def next_state_name(self) -> str:
-        return _state_name(self.next_state)
+        return code_name(VolumeState, self.next_state)
 
     @property
     def description(self) -> str | None:
@@ -325,33 +381,23 @@ class MetadataBlock:
         return None
 
 
-def _state_name(code: int) -> str:
-    try:
-        return VolumeState(code).name
-    except ValueError:
-        return f"0x{code:04x}"
-
-
 def parse_block(buf: bytes, offset: int) -> MetadataBlock:
     """Parse one metadata block read at volume ``offset``. Raises BadInputError naming the problem."""
-    if buf[:8] != b"-FVE-FS-":
-        raise BadInputError(f"no FVE metadata signature at volume offset {offset:#x}")
+    where = f"metadata block at volume offset {offset:#x}"
     try:
-        hdr = structs.BlockHeader.parse(buf[: structs.BLOCK_HEADER_SIZE])
-        mh = structs.MetadataHeader.parse(
-            buf[structs.BLOCK_HEADER_SIZE : structs.BLOCK_HEADER_SIZE + structs.METADATA_HEADER_SIZE]
-        )
+        hdr = fmt.BlockHeader.parse(buf[: fmt.BLOCK_HEADER_SIZE])
+        mh = fmt.MetadataHeader.parse(buf[fmt.BLOCK_HEADER_SIZE : fmt.BLOCK_HEADER_SIZE + fmt.METADATA_HEADER_SIZE])
+    except ConstError:
+        raise BadInputError(f"no FVE metadata signature at volume offset {offset:#x}") from None
     except ConstructError as exc:
-        raise BadInputError(f"metadata block at volume offset {offset:#x}: {exc}") from None
+        raise BadInputError(f"{where}: {describe_parse_error(exc)}") from None
     if hdr.version not in (1, 2):
-        raise BadInputError(f"metadata block at volume offset {offset:#x}: unsupported version {hdr.version}")
-    start = structs.BLOCK_HEADER_SIZE
+        raise BadInputError(f"{where}: unsupported version {hdr.version}")
+    start = fmt.BLOCK_HEADER_SIZE
     end = start + mh.size
-    if mh.size < structs.METADATA_HEADER_SIZE or end > len(buf):
-        raise BadInputError(
-            f"metadata block at volume offset {offset:#x}: metadata size {mh.size} does not fit the block"
-        )
-    entries = parse_entries(buf, start + structs.METADATA_HEADER_SIZE, end)
+    if mh.size < fmt.METADATA_HEADER_SIZE or end > len(buf):
+        raise BadInputError(f"{where}: metadata size {mh.size} does not fit the block")
+    entries = parse_entries(buf, start + fmt.METADATA_HEADER_SIZE, end)
 
     crc_stored = None
     validation_entry = None
@@ -361,19 +407,17 @@ def parse_block(buf: bytes, offset: int) -> MetadataBlock:
     # corpus Vista volume: 0x310 for metadata ending at 0x304). A v1 field that does not fit is
     # taken as "no validation" rather than as damage: v1 was never documented to carry one.
     covered_len = hdr.size * 16 if hdr.version == 2 else hdr.size
-    fits = end <= covered_len and covered_len + structs.VALIDATION_HEADER_SIZE <= len(buf)
+    fits = end <= covered_len and covered_len + fmt.VALIDATION_HEADER_SIZE <= len(buf)
     if hdr.version == 2 and not fits:
-        raise BadInputError(
-            f"metadata block at volume offset {offset:#x}: block size field {hdr.size} "
-            "disagrees with the metadata size"
-        )
+        raise BadInputError(f"{where}: block size field {hdr.size} disagrees with the metadata size")
     if fits:
         covered = bytes(buf[:covered_len])
-        val = structs.Validation.parse(buf[covered_len : covered_len + 8])
+        val = fmt.Validation.parse(buf[covered_len : covered_len + fmt.VALIDATION_HEADER_SIZE])
         crc_stored = val.crc32
-        # The first u16 is not a reliable size on real volumes; the entry carries its own.
+        # The size field is not a reliable size on real volumes; the entry carries its own.
         try:
-            found = parse_entries(buf, covered_len + 8, min(len(buf), covered_len + 8 + 0x200))
+            found = parse_entries(buf, covered_len + fmt.VALIDATION_HEADER_SIZE,
+                                  min(len(buf), covered_len + fmt.VALIDATION_HEADER_SIZE + 0x200))
         except BadInputError:
             found = []
         validation_entry = found[0] if found else None
@@ -388,10 +432,10 @@ def parse_block(buf: bytes, offset: int) -> MetadataBlock:
         volume_header_sectors=hdr.volume_header_sectors,
         metadata_offsets=tuple(hdr.metadata_offsets),  # type: ignore[arg-type]
         volume_header_offset=hdr.volume_header_offset,
-        volume_guid=guid_from_bytes(mh.volume_guid),
+        volume_guid=mh.volume_guid,
         next_nonce=mh.next_nonce,
         encryption_method=mh.encryption_method,
-        creation_time=filetime(mh.creation_time),
+        creation_time=filetime_to_datetime(mh.creation_time),
         entries=entries,
         covered=covered,
         crc_stored=crc_stored,

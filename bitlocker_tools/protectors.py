@@ -3,23 +3,44 @@
 Every protector of the credential's type is tried (a volume can have several recovery passwords
 or passwords; the older tools used only the first). Each failure says which protector and why.
 After the VMK is known, the FVEK is unwrapped and the metadata's own authenticated validation
-(SHA-256 of the block under the VMK) is checked where the volume has one.
+(SHA-256 of the block under the VMK) is checked where the volume has one. An FVEK given directly
+opens no protector, so it is proved by decrypting a sector whose plaintext is known.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import dataclass
-from types import ModuleType
+from typing import TYPE_CHECKING, Callable
 
 from ._core import load
 from .credentials import Credentials
 from .crypto import kdf
-from .crypto.ccm import AuthenticationError, unwrap_key
-from .errors import BadInputError, CredentialFormatError, UnsupportedError, WrongKeyError
+from .crypto.ccm import unwrap
+from .crypto.sector_key import sector_key
+from .errors import AuthenticationError, BadInputError, CredentialFormatError, UnsupportedError, WrongKeyError
+from .filesystems import identify_filesystem
+from .format.boot_sector import NtfsBootSector, VistaBootSector
 from .format.constants import EncryptionMethod, KeyMethod, ProtectorType, ValueType
-from .metadata import AesCcmValue, KeyValue, MetadataBlock, Protector, StretchKeyValue
+from .metadata import AesCcmValue, KeyValue, MetadataBlock, Protector, StretchKeyValue, parse_entries
+from .sources import read_at
 from .volume import BitLockerVolume
+
+if TYPE_CHECKING:
+    from ._core import Core
+
+
+class Via(str, enum.Enum):
+    """How a volume was opened; the value is the JSON spelling (``verify``'s ``via``)."""
+
+    RECOVERY_PASSWORD = "recovery_password"
+    PASSWORD = "password"
+    STARTUP_KEY = "startup_key"
+    CLEAR_KEY = "clear_key"
+    VMK = "vmk"  # a VMK given directly (from memory, a hibernation file, a TPM sniff)
+    FVEK = "fvek"  # an FVEK given directly: no protector is opened
+    NONE = "none"  # a fully decrypted volume: no key is needed
 
 
 @dataclass
@@ -27,22 +48,20 @@ class UnlockResult:
     """The keys of an unlocked volume and how they were obtained."""
 
     method: EncryptionMethod
-    key: bytes  # sector-crypto key material in the core's layout (see fvek_material)
+    sector_key: bytes  # what the sector cipher takes (see crypto.sector_key); empty for NONE
     vmk: bytes | None
     protector: Protector | None  # None when unlocked with --fvek/--vmk or no key was needed
-    via: str  # "recovery_password", "password", "startup_key", "clear_key", "vmk", "fvek", "none"
+    via: Via
     metadata_validated: bool | None  # None: the volume has no validation entry to check
 
 
-def fvek_material(method: EncryptionMethod, key: bytes) -> bytes:
-    """Sector-crypto key from the FVEK datum: diffuser methods keep FVEK||TWEAK in two 32-byte
-    halves of which AES-128 uses the first 16 bytes each; the core takes two equal halves."""
-    if method.has_diffuser and len(key) == 64 and method == EncryptionMethod.AES_128_DIFFUSER:
-        return key[0:16] + key[32:48]
-    need = method.fvek_size
-    if len(key) < need:
-        raise BadInputError(f"FVEK for {method.label} must be {need} bytes, got {len(key)}")
-    return key[:need]
+def unwrap_key(key: bytes, blob: AesCcmValue, core: Core | None = None) -> KeyValue:
+    """Unwrap a blob whose plaintext is a KEY entry (VMK, FVEK, validation hash, key16)."""
+    plain = unwrap(key, blob.nonce, blob.mac, blob.data, core)
+    entries = parse_entries(plain, 0, len(plain))
+    if not entries or not isinstance(entries[0].value, KeyValue):
+        raise AuthenticationError("unwrapped blob does not hold a KEY entry")
+    return entries[0].value
 
 
 def _vmk_blob(protector: Protector) -> AesCcmValue | None:
@@ -50,18 +69,18 @@ def _vmk_blob(protector: Protector) -> AesCcmValue | None:
     return child.value if child is not None else None  # type: ignore[return-value]
 
 
-def _try_vmk(protector: Protector, key: bytes) -> bytes | None:
+def _try_vmk(protector: Protector, key: bytes, core: Core) -> bytes | None:
     blob = _vmk_blob(protector)
     if blob is None:
         return None
     try:
-        value = unwrap_key(key, blob)
+        value = unwrap_key(key, blob, core)
     except AuthenticationError:
         return None
     return value.key if len(value.key) == 32 else None
 
 
-def _stretched(protector: Protector, initial: bytes, core: ModuleType) -> bytes | None:
+def _stretched(protector: Protector, initial: bytes, core: Core) -> bytes | None:
     child = protector.entry.child(ValueType.STRETCH_KEY)
     if child is None or not isinstance(child.value, StretchKeyValue):
         return None
@@ -72,8 +91,7 @@ def _of_type(md: MetadataBlock, kind: ProtectorType) -> list[Protector]:
     return [p for p in md.protectors if p.type == kind]
 
 
-def find_vmk(volume: BitLockerVolume, creds: Credentials,
-             core: ModuleType | None = None) -> tuple[bytes, Protector, str]:
+def find_vmk(volume: BitLockerVolume, creds: Credentials, core: Core | None = None) -> tuple[bytes, Protector, Via]:
     """Open the first protector any credential fits; raise WrongKeyError saying what was tried."""
     core = core or load()
     md = volume.metadata
@@ -83,9 +101,9 @@ def find_vmk(volume: BitLockerVolume, creds: Credentials,
         for p in _of_type(md, ProtectorType.CLEAR_KEY):
             key = p.entry.child(ValueType.KEY)
             if key is not None and isinstance(key.value, KeyValue):
-                vmk = _try_vmk(p, key.value.key)
+                vmk = _try_vmk(p, key.value.key, core)
                 if vmk:
-                    return vmk, p, "clear_key"
+                    return vmk, p, Via.CLEAR_KEY
         tried.append("clear key")
 
     for sk in creds.startup_keys:
@@ -93,9 +111,9 @@ def find_vmk(volume: BitLockerVolume, creds: Credentials,
         # The .BEK names its protector; try that one first, then any other startup key.
         candidates.sort(key=lambda p: p.guid != sk.guid)
         for p in candidates:
-            vmk = _try_vmk(p, sk.key)
+            vmk = _try_vmk(p, sk.key, core)
             if vmk:
-                return vmk, p, "startup_key"
+                return vmk, p, Via.STARTUP_KEY
         tried.append(f"startup key {sk.guid} from {sk.path}")
 
     # Secrets that go through the stretch, each tried against every protector of its kind.
@@ -105,9 +123,9 @@ def find_vmk(volume: BitLockerVolume, creds: Credentials,
     for kind, initial, label in stretched:
         for p in _of_type(md, kind):
             key = _stretched(p, initial, core)
-            vmk = _try_vmk(p, key) if key else None
+            vmk = _try_vmk(p, key, core) if key else None
             if vmk:
-                return vmk, p, kind.value
+                return vmk, p, Via(kind.value)
         tried.append(label)
 
     if not tried:
@@ -119,13 +137,13 @@ def find_vmk(volume: BitLockerVolume, creds: Credentials,
     raise WrongKeyError(f"{volume.name}: the {' / '.join(tried)} opened no protector (volume has: {available})")
 
 
-def validate_metadata(md: MetadataBlock, vmk: bytes) -> bool | None:
+def validate_metadata(md: MetadataBlock, vmk: bytes, core: Core | None = None) -> bool | None:
     """Check the validation entry (SHA-256 of the block, wrapped with the VMK); None if absent."""
     entry = md.validation_entry
     if entry is None or not isinstance(entry.value, AesCcmValue):
         return None
     try:
-        value = unwrap_key(vmk, entry.value)
+        value = unwrap_key(vmk, entry.value, core)
     except AuthenticationError:
         return False
     if value.method != KeyMethod.VALIDATION_HASH:
@@ -133,7 +151,68 @@ def validate_metadata(md: MetadataBlock, vmk: bytes) -> bool | None:
     return value.key[:32] == hashlib.sha256(md.covered).digest()
 
 
-def unlock(volume: BitLockerVolume, creds: Credentials, core: ModuleType | None = None) -> UnlockResult:
+# --- proving an FVEK ------------------------------------------------------------------------------
+
+#: (what the sector is, volume offset where its ciphertext is stored, test of its plaintext)
+_Probe = tuple[str, int, Callable[[bytes], bool]]
+
+
+def _is_mft_record(plain: bytes) -> bool:
+    return plain[:4] == b"FILE"
+
+
+def _known_plaintext(volume: BitLockerVolume) -> list[_Probe]:
+    """Sectors whose plaintext is known without the key, where their ciphertext is stored.
+
+    Windows 7 and later: the volume's own boot sector, relocated and encrypted at the volume
+    header offset. Where the boot sector can be read without the key (Vista keeps it in the clear;
+    a used-space-only conversion may have left it plain), an NTFS boot sector names the MFT and
+    its mirror, whose first records start ``FILE``.
+    """
+    ss = volume.sector_size
+    probes: list[_Probe] = []
+    mft = mirror = None
+    if volume.version >= 2:
+        vh = volume.volume_header[0]
+        probes.append(("the boot sector to a known filesystem", vh, lambda p: identify_filesystem(p) is not None))
+        if 0 < vh < volume.size and not volume.state_run(vh, ss)[0]:
+            raw = read_at(volume.fh, volume.offset + vh, NtfsBootSector.sizeof())
+            if identify_filesystem(raw) == "NTFS":
+                ntfs = NtfsBootSector.parse(raw)
+                mft, mirror = ntfs.mft_cluster, ntfs.mft_mirror_cluster
+    else:
+        vista = VistaBootSector.parse(read_at(volume.fh, volume.offset, VistaBootSector.sizeof()))
+        mft, mirror = vista.mft_cluster, volume.metadata.volume_header_offset  # v1 keeps the mirror there
+    if mft is not None:
+        cs = volume.cluster_size
+        probes += [("the MFT to NTFS file records", mft * cs, _is_mft_record),
+                   ("the MFT mirror to NTFS file records", mirror * cs, _is_mft_record)]
+    return probes
+
+
+def prove_fvek(volume: BitLockerVolume, key: bytes, core: Core | None = None) -> None:
+    """Raise WrongKeyError unless ``key`` (sector-key material) decrypts a known-plaintext sector.
+
+    A probe sector that holds plaintext (above a conversion boundary), lies beyond the evidence or
+    is all zeros (a sparse or wiped image keeps no ciphertext there) proves nothing and is
+    skipped; when no probe is left the key is accepted unproven, as no test is possible.
+    """
+    core = core or load()
+    ss = volume.sector_size
+    for what, physical, check in _known_plaintext(volume):
+        if physical <= 0 or physical + ss > volume.size:
+            continue
+        if not volume.state_run(physical, ss)[0]:
+            continue
+        raw = read_at(volume.fh, volume.offset + physical, ss)
+        if len(raw) < ss or not any(raw):
+            continue
+        if check(bytes(core.crypt_sectors(int(volume.method), key, raw, physical, ss, True))):
+            return
+        raise WrongKeyError(f"{volume.name}: the FVEK does not decrypt {what}")
+
+
+def unlock(volume: BitLockerVolume, creds: Credentials, core: Core | None = None) -> UnlockResult:
     """Derive the sector key for ``volume`` from ``creds``."""
     md = volume.metadata
     method = volume.method
@@ -141,23 +220,25 @@ def unlock(volume: BitLockerVolume, creds: Credentials, core: ModuleType | None 
         # Fully decrypted: no key is needed. A credential given anyway is still checked against
         # the protectors that remain (Windows usually removes them all).
         if creds.is_empty() or not md.protectors or creds.fvek is not None:
-            return UnlockResult(method, b"", None, None, "none", None)
+            return UnlockResult(method, b"", None, None, Via.NONE, None)
         if creds.vmk is not None:
-            return UnlockResult(method, b"", creds.vmk, None, "vmk", validate_metadata(md, creds.vmk))
+            return UnlockResult(method, b"", creds.vmk, None, Via.VMK, validate_metadata(md, creds.vmk, core))
         vmk, protector, via = find_vmk(volume, creds, core)
-        return UnlockResult(method, b"", vmk, protector, via, validate_metadata(md, vmk))
+        return UnlockResult(method, b"", vmk, protector, via, validate_metadata(md, vmk, core))
     if creds.fvek is not None:
         key = creds.fvek
-        if len(key) != method.fvek_size and not (method.has_diffuser and len(key) == 64):
+        if len(key) != method.key_material_size and len(key) != method.fvek_datum_size:
             raise CredentialFormatError(
-                f"FVEK for {method.label} must be {method.fvek_size} bytes (hex "
-                f"{2 * method.fvek_size} digits), got {len(key)}"
+                f"FVEK for {method.label} must be {method.key_material_size} bytes (hex "
+                f"{2 * method.key_material_size} digits), got {len(key)}"
             )
-        return UnlockResult(method, fvek_material(method, key), None, None, "fvek", None)
+        material = sector_key(method, key)
+        prove_fvek(volume, material, core)
+        return UnlockResult(method, material, None, None, Via.FVEK, None)
 
     protector = None
     if creds.vmk is not None:
-        vmk, via = creds.vmk, "vmk"
+        vmk, via = creds.vmk, Via.VMK
     else:
         vmk, protector, via = find_vmk(volume, creds, core)
 
@@ -165,10 +246,10 @@ def unlock(volume: BitLockerVolume, creds: Credentials, core: ModuleType | None 
     if entry is None:
         raise BadInputError(f"{volume.name}: the metadata has no FVEK entry")
     try:
-        fvek = unwrap_key(vmk, entry.value)  # type: ignore[arg-type]
+        fvek = unwrap_key(vmk, entry.value, core)  # type: ignore[arg-type]
     except AuthenticationError:
-        if via == "vmk":
+        if via == Via.VMK:
             raise WrongKeyError(f"{volume.name}: the VMK does not unwrap the FVEK") from None
         raise BadInputError(f"{volume.name}: the FVEK entry is damaged (its AES-CCM tag fails)") from None
-    return UnlockResult(method, fvek_material(method, fvek.key), vmk, protector, via,
-                        validate_metadata(md, vmk))
+    return UnlockResult(method, sector_key(method, fvek.key), vmk, protector, via,
+                        validate_metadata(md, vmk, core))

@@ -1,26 +1,27 @@
 """The examiner's first question: which BitLocker volumes are in this evidence, and how is each
-protected? Produces plain dataclasses that the CLI renders as a table or as JSON.
+protected? And, for every other command, which volume the user means.
 
-The JSON field names (``sources[].volumes[].partition``, ``protectors[].key_id`` ...) are a
-contract that examiners' scripts rely on; :func:`volume_report_dict` is the one place they are
-spelled.
+Produces plain dataclasses; :mod:`.report` turns them into the JSON documents scripts read and
+:mod:`.cli.render` into what people read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
+from .boot_sector import parse_boot_sector
 from .errors import BadInputError, NotFoundError, UsageError
 from .filesystems import identify_filesystem
-from .format.constants import VolumeState
-from .sources import Partition, Source
-from .volume import BitLockerVolume, parse_boot_sector, read_at
+from .format.boot_sector import BOOT_SECTOR_SIZE
+from .sources import Partition, Source, read_at
+from .volume import BitLockerVolume
 
 
 @dataclass
 class VolumeReport:
+    """One partition (or the whole source) as scan found it: BitLocker or not, and if so the
+    opened volume or what is wrong with it."""
+
     partition: int | None
     offset: int
     size: int
@@ -31,6 +32,8 @@ class VolumeReport:
 
 @dataclass
 class SourceReport:
+    """One piece of evidence and its partitions."""
+
     path: str
     kind: str
     size: int
@@ -51,11 +54,11 @@ def examine(source: Source, partition: Partition) -> VolumeReport:
         report.error = (f"{name}: truncated image: the partition starts at offset {partition.offset}, "
                         f"beyond the end of the evidence ({source.size} bytes)")
         return report
-    head = read_at(source.fh, partition.offset, 512)
+    head = read_at(source.fh, partition.offset, BOOT_SECTOR_SIZE)
     if parse_boot_sector(head) is None:
         if source.size == 0:
             report.error = f"{name}: empty: 0 bytes"
-        elif len(head) < 512:
+        elif len(head) < BOOT_SECTOR_SIZE:
             report.error = (f"{name}: truncated image: {len(head)} bytes where a volume's 512-byte "
                             f"boot sector should be (offset {partition.offset})")
         elif partition.offset == 0 and not source.partitioned and identify_filesystem(head) is None:
@@ -111,67 +114,3 @@ def select(source: Source, volume: int | None = None, offset: int | None = None)
         raise BadInputError(f"{source.path}: not BitLocker: no BitLocker volume at {where}")
     assert report.volume is not None
     return report.volume
-
-
-def iso_utc(dt: datetime | None) -> str | None:
-    return dt.isoformat().replace("+00:00", "Z") if dt else None
-
-
-def volume_report_dict(r: VolumeReport) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "partition": r.partition,
-        "offset": r.offset,
-        "size": r.size,
-        "bitlocker": r.bitlocker,
-    }
-    if r.error:
-        d["error"] = r.error
-    v = r.volume
-    if v is None:
-        return d
-    md = v.metadata
-    method = md.method
-    d.update(
-        {
-            "metadata_version": md.version,
-            "variant": v.boot.variant,
-            "encryption_method": method.label if method is not None else f"0x{md.encryption_method:04x}",
-            "state": md.state.lower(),
-            "next_state": md.next_state_name.lower(),
-            "volume_guid": md.volume_guid,
-            "description": md.description,
-            "creation_time": iso_utc(md.creation_time),
-            "sector_size": v.sector_size,
-            "encrypted_size": md.encrypted_volume_size if md.version >= 2 else None,
-            "used_space_only": v.eow is not None or v.boot.is_eow,
-            "protectors": [
-                {
-                    "id": p.guid,
-                    "key_id": p.key_id,
-                    "type": p.type.value,
-                    "code": p.code,
-                    "creation_time": iso_utc(p.creation_time),
-                    "needs_tpm": p.type.needs_tpm,
-                }
-                for p in md.protectors
-            ],
-            "metadata_copies": [
-                {"offset": c.offset, "valid": c.valid, **({"error": c.error} if c.error else {})}
-                for c in v.copies
-            ],
-        }
-    )
-    if md.version >= 2 and md.current_state != VolumeState.ENCRYPTED and md.encrypted_volume_size:
-        d["percent_encrypted"] = round(100.0 * min(md.encrypted_volume_size, v.size) / v.size, 2) if v.size else None
-    if v.eow_error:
-        d["eow_error"] = v.eow_error
-    return d
-
-
-def source_report_dict(s: SourceReport) -> dict[str, Any]:
-    return {
-        "path": s.path,
-        "kind": s.kind,
-        "size": s.size,
-        "volumes": [volume_report_dict(v) for v in s.volumes],
-    }

@@ -20,11 +20,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import BadInputError
-from .volume import parse_boot_sector, read_at
+from .boot_sector import parse_boot_sector
+from .errors import BadInputError, SourceNotFoundError
+from .format.boot_sector import BOOT_SECTOR_SIZE
+from .format.constants import BOOT_SIGNATURE, SIGNATURE, TOGO_OEM
 
 _DEVICE_PATH = re.compile(r"^\\\\[.?]\\", re.IGNORECASE)  # \\.\PhysicalDrive0, \\.\C:, \\?\Volume{..}
 _ALIGN = 4096
+
+
+def read_at(fh: BinaryIO, offset: int, length: int) -> bytes:
+    """Read up to ``length`` bytes at ``offset``; shorter only at the end of the evidence.
+
+    Every read of evidence is positional (seek, then read until done), so several volumes and
+    threads can share one handle, provided they do not interleave a seek and its read.
+    """
+    fh.seek(offset)
+    out = bytearray()
+    while len(out) < length:
+        chunk = fh.read(length - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
 
 
 @dataclass
@@ -209,7 +227,7 @@ class Source:
         dissect.volume: the partition-table part of dissect.target without the rest of it, which
         costs most of a second to import."""
         whole = [Partition(None, 0, self.size)]
-        if parse_boot_sector(read_at(self.fh, 0, 512)) is not None:
+        if parse_boot_sector(read_at(self.fh, 0, BOOT_SECTOR_SIZE)) is not None:
             return whole
         try:
             from dissect.volume.disk import Disk
@@ -275,7 +293,7 @@ def open_source(path: str | os.PathLike | list) -> Source:
         return _open_device(spath)
     p = Path(spath)
     if not p.exists():
-        raise BadInputError(f"{spath}: no such file")
+        raise SourceNotFoundError(f"{spath}: no such file")
     if p.is_dir():
         raise BadInputError(f"{spath}: is a directory, not an image")
     try:
@@ -283,13 +301,13 @@ def open_source(path: str | os.PathLike | list) -> Source:
     except OSError as exc:
         raise BadInputError(f"{spath}: cannot open: {exc.strerror}") from None
     size = p.stat().st_size
-    head = read_at(fh, 0, 512)
+    head = read_at(fh, 0, BOOT_SECTOR_SIZE)
     if parse_boot_sector(head) is not None:
         return Source(spath, fh, size, "volume")
-    if len(head) < 512 and head[3:11] in (b"-FVE-FS-", b"MSWIN4.1"):
+    if len(head) < BOOT_SECTOR_SIZE and head[3:11] in (SIGNATURE, TOGO_OEM):
         fh.close()
         raise BadInputError(f"{spath}: truncated: a BitLocker boot sector cut off after {len(head)} bytes")
-    if head[510:512] == b"\x55\xaa" and not _is_container(p, fh, head, size):
+    if head[510:512] == BOOT_SIGNATURE and not _is_container(p, fh, head, size):
         # a raw disk (MBR, or GPT behind its protective MBR) or an unencrypted volume: read
         # directly, without importing dissect.target
         return Source(spath, fh, size, "raw")
@@ -301,6 +319,8 @@ def _open_device(path: str) -> Source:
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
     try:
         fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise SourceNotFoundError(f"{path}: no such device") from None
     except OSError as exc:
         raise BadInputError(f"{path}: cannot open device: {exc.strerror}") from None
     try:

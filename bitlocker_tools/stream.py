@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from ._core import load
-from .format.constants import EncryptionMethod
+from .format.boot_sector import NtfsBootSector, VistaBootSector
+from .format.constants import NTFS_BOOT_AREA, NTFS_OEM, EncryptionMethod
 from .protectors import UnlockResult
-from .volume import VISTA_PLAIN_HEADER, BitLockerVolume
+from .volume import BitLockerVolume
 
 ZERO, PLAIN, ENCRYPTED, VISTA_BOOT = "zero", "plain", "encrypted", "vista-boot"
 
@@ -98,12 +99,12 @@ class DecryptedStream(io.RawIOBase):
         vista = self.volume.version == 1
         ss = self.sector_size
         while pos < end:
-            if vista and pos < VISTA_PLAIN_HEADER:
+            if vista and pos < NTFS_BOOT_AREA:
                 if pos < ss:
                     out.append(Segment(pos, ss, VISTA_BOOT, 0))
                     pos += ss
                 else:
-                    n = min(end, VISTA_PLAIN_HEADER) - pos
+                    n = min(end, NTFS_BOOT_AREA) - pos
                     out.append(Segment(pos, n, PLAIN, pos))
                     pos += n
                 continue
@@ -199,13 +200,15 @@ class DecryptedStream(io.RawIOBase):
                 continue
             self._read_physical_into(seg.physical, target)
             if seg.kind == ENCRYPTED and method != EncryptionMethod.NONE:
-                self.core.crypt_sectors_into(method, self.unlocked.key, target, seg.physical, ss, True, target)
+                self.core.crypt_sectors_into(method, self.unlocked.sector_key, target, seg.physical, ss, True, target)
             elif seg.kind == VISTA_BOOT:
                 target[:] = self._vista_boot_sector(bytes(target))
 
     def _vista_boot_sector(self, raw: bytes) -> bytes:
-        """Vista leaves sector 0 in the clear with the BitLocker signature; rebuild the NTFS VBR."""
-        patched = bytearray(raw)
-        patched[3:11] = b"NTFS    "
-        patched[0x38:0x40] = self.volume.metadata.volume_header_offset.to_bytes(8, "little")
-        return bytes(patched)
+        """Vista leaves sector 0 in the clear with the BitLocker signature and block 1's cluster;
+        rebuild the NTFS boot sector, whose MFT-mirror cluster the v1 block header kept."""
+        fields = dict(VistaBootSector.parse(raw[: VistaBootSector.sizeof()]))
+        for name in ("_io", "metadata_lcn"):
+            fields.pop(name, None)
+        fields.update(oem=NTFS_OEM, mft_mirror_cluster=self.volume.metadata.volume_header_offset)
+        return NtfsBootSector.build(fields) + raw[NtfsBootSector.sizeof() :]

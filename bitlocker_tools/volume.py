@@ -8,84 +8,26 @@ several volumes of one disk can be examined through the same handle.
 from __future__ import annotations
 
 import bisect
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from construct import ConstructError
 
-from .errors import BadInputError
-from .format import structs
+from .boot_sector import BootSector, parse_boot_sector
+from .eow import EowInfo, read_eow
+from .errors import BadInputError, describe_parse_error
+from .format.boot_sector import BOOT_SECTOR_SIZE
 from .format.constants import (
-    BITLOCKER_GUID,
-    EOW_GUID,
-    SIGNATURE,
-    TOGO_OEM,
+    METADATA_BLOCK_AREA,
+    VISTA_METADATA_BLOCK_AREA,
     EncryptionMethod,
     VolumeState,
 )
-from .metadata import MetadataBlock, guid_from_bytes, parse_block
+from .metadata import MetadataBlock, parse_block
+from .sources import read_at
 
-#: Bytes of the first, unencrypted-in-Vista sectors that hold the volume header.
-VISTA_PLAIN_HEADER = 0x2000
 DEFAULT_SECTOR_SIZE = 512
 BEYOND_EVIDENCE = "beyond the end of the evidence"
-
-
-def read_at(fh: BinaryIO, offset: int, length: int) -> bytes:
-    """Read up to ``length`` bytes at ``offset``; shorter only at the end of the evidence."""
-    fh.seek(offset)
-    out = bytearray()
-    while len(out) < length:
-        chunk = fh.read(length - len(out))
-        if not chunk:
-            break
-        out += chunk
-    return bytes(out)
-
-
-@dataclass
-class BootSector:
-    """What the boot sector tells: which layout, and where the metadata lives."""
-
-    variant: str  # "vista", "win7" or "togo"
-    guid: str | None  # the identification GUID (None on Vista)
-    bytes_per_sector: int  # 0 on exFAT-formatted volumes; see BitLockerVolume.sector_size
-    sectors_per_cluster: int
-    metadata_offsets: list[int]  # Vista: block 1 only
-    eow_offsets: list[int] = field(default_factory=list)
-
-    @property
-    def is_eow(self) -> bool:
-        return self.guid == EOW_GUID
-
-
-def parse_boot_sector(buf: bytes) -> BootSector | None:
-    """Recognise a BitLocker boot sector; None when the sector is not one."""
-    if len(buf) < 512 or buf[510:512] != b"\x55\xaa":
-        return None
-    oem = buf[3:11]
-    known = {BITLOCKER_GUID, EOW_GUID}
-    if oem == SIGNATURE:
-        guid = guid_from_bytes(buf[160:176])
-        if guid in known:
-            bs = structs.Win7BootSector.parse(buf)
-            eow = [o for o in bs.eow_offsets if o] if guid == EOW_GUID else []
-            return BootSector("win7", guid, bs.bytes_per_sector, bs.sectors_per_cluster,
-                              list(bs.metadata_offsets), eow)
-        if buf[0:3] == b"\xeb\x52\x90":
-            vs = structs.VistaBootSector.parse(buf)
-            offset = vs.metadata_lcn * vs.sectors_per_cluster * vs.bytes_per_sector
-            return BootSector("vista", None, vs.bytes_per_sector, vs.sectors_per_cluster, [offset])
-        return None
-    if oem == TOGO_OEM:
-        guid = guid_from_bytes(buf[424:440])
-        if guid in known:
-            bs = structs.ToGoBootSector.parse(buf)
-            eow = [o for o in bs.eow_offsets if o] if guid == EOW_GUID else []
-            return BootSector("togo", guid, bs.bytes_per_sector, bs.sectors_per_cluster,
-                              list(bs.metadata_offsets), eow)
-    return None
 
 
 @dataclass
@@ -96,66 +38,6 @@ class MetadataCopy:
     valid: bool
     error: str | None = None
     block: MetadataBlock | None = None
-
-
-@dataclass
-class EowBitmap:
-    """The encrypted/plain chunk map of one region of a used-space-only volume."""
-
-    offset: int
-    size: int
-    region_offset: int
-    region_size: int
-    conv_log_offset: int
-    bits: bytes
-    bit_count: int
-
-    def is_encrypted(self, chunk: int) -> bool:
-        if chunk < 0 or chunk >= self.bit_count:
-            return False
-        return bool(self.bits[chunk >> 3] >> (chunk & 7) & 1)
-
-
-@dataclass
-class EowInfo:
-    offset: int
-    size: int
-    chunk_size: int
-    conv_log_size: int
-    bitmaps: list[EowBitmap]
-
-
-def _crc_ok(raw: bytes, crc_offset: int, stored: int) -> bool:
-    return zlib.crc32(raw[:crc_offset] + b"\0\0\0\0" + raw[crc_offset + 4 :]) == stored
-
-
-def _parse_eow(fh: BinaryIO, base: int, offset: int) -> EowInfo:
-    head = read_at(fh, base + offset, structs.EOW_INFORMATION_HEADER_SIZE)
-    info = structs.EowInformation.parse(head)
-    raw = read_at(fh, base + offset, info.size)
-    if not _crc_ok(raw, structs.EOW_INFORMATION_CRC_OFFSET, info.crc32):
-        raise BadInputError(f"EOW information at volume offset {offset:#x} fails its CRC32")
-    count = (info.size - info.header_size) // 8
-    offsets = [int.from_bytes(raw[info.header_size + 8 * i : info.header_size + 8 * i + 8], "little")
-               for i in range(count)]
-    bitmaps = []
-    for bm_off in offsets:
-        head = read_at(fh, base + bm_off, structs.EOW_BITMAP_HEADER_SIZE)
-        bm = structs.EowBitmap.parse(head)
-        raw_bm = read_at(fh, base + bm_off, bm.size)
-        records = []
-        for rec_off in bm.record_offsets:
-            rec = structs.EowBitmapRecord.parse(raw_bm[rec_off : rec_off + structs.EOW_RECORD_HEADER_SIZE])
-            raw_rec = raw_bm[rec_off : rec_off + rec.size]
-            records.append((_crc_ok(raw_rec, structs.EOW_RECORD_CRC_OFFSET, rec.crc32), rec.sequence_number,
-                            rec, raw_rec[rec.header_size :]))
-        # The active record is the valid one with the highest sequence number.
-        valid_records = [r for r in records if r[0]] or records
-        _, _, rec, bits = max(valid_records, key=lambda r: r[1])
-        bitmaps.append(EowBitmap(bm_off, bm.size, bm.region_offset, bm.region_size, bm.conv_log_offset,
-                                 bytes(bits), rec.bitmap_size))
-    bitmaps.sort(key=lambda b: b.region_offset)
-    return EowInfo(offset, info.size, info.chunk_size, info.conv_log_size, bitmaps)
 
 
 class BitLockerVolume:
@@ -173,13 +55,13 @@ class BitLockerVolume:
             fh.seek(0, 2)
             size = fh.tell() - offset
         self.size = size
-        sector0 = read_at(fh, offset, 512)
-        if len(sector0) < 512:
+        sector0 = read_at(fh, offset, BOOT_SECTOR_SIZE)
+        if len(sector0) < BOOT_SECTOR_SIZE:
             raise BadInputError(f"{name}: truncated: fewer than 512 bytes at offset {offset}")
         boot = parse_boot_sector(sector0)
         if boot is None:
             raise BadInputError(f"{name}: no BitLocker boot sector at offset {offset}")
-        self.boot = boot
+        self.boot: BootSector = boot
         self.copies = self._read_copies()
         valid = [c for c in self.copies if c.valid]
         if not valid:
@@ -209,22 +91,25 @@ class BitLockerVolume:
         return self.sector_size * max(1, self.boot.sectors_per_cluster)
 
     def _block_area(self, version: int) -> int:
-        """Bytes each metadata block occupies (and reads back as zeros in the plaintext)."""
+        """Bytes each metadata block occupies (and reads back as zeros in the plaintext): 64 KiB,
+        or on Vista 16 KiB rounded up to whole clusters."""
         if version == 1:
             cs = self.cluster_size
-            return (cs + 0x3FFF) & ~(cs - 1)
+            return (cs + VISTA_METADATA_BLOCK_AREA - 1) & ~(cs - 1)
         ss = self.sector_size
-        return (ss + 0xFFFF) & ~(ss - 1)
+        return (ss + METADATA_BLOCK_AREA - 1) & ~(ss - 1)
 
     def _read_block(self, offset: int) -> MetadataCopy:
         if offset <= 0 or offset >= self.size:
             return MetadataCopy(offset, False, BEYOND_EVIDENCE)
-        length = min(0x10000, self.size - offset)
+        length = min(METADATA_BLOCK_AREA, self.size - offset)  # no block is larger
         buf = read_at(self.fh, self.offset + offset, length)
         try:
             block = parse_block(buf, offset)
-        except (BadInputError, ConstructError) as exc:
+        except BadInputError as exc:
             return MetadataCopy(offset, False, str(exc))
+        except ConstructError as exc:
+            return MetadataCopy(offset, False, describe_parse_error(exc))
         if block.crc_valid is False:
             return MetadataCopy(offset, False, "CRC32 mismatch", block)
         return MetadataCopy(offset, True, None, block)
@@ -245,9 +130,11 @@ class BitLockerVolume:
         errors = []
         for off in self.boot.eow_offsets:
             try:
-                self.eow_copies.append(_parse_eow(self.fh, self.offset, off))
-            except (BadInputError, ConstructError) as exc:
+                self.eow_copies.append(read_eow(self.fh, self.offset, off))
+            except BadInputError as exc:
                 errors.append(f"{off:#x}: {exc}")
+            except ConstructError as exc:
+                errors.append(f"{off:#x}: {describe_parse_error(exc)}")
         if self.eow_copies:
             self.eow = self.eow_copies[0]
         else:

@@ -92,7 +92,8 @@ def main() -> None:
 
         sys.path.insert(0, str(ROOT))
         t0 = time.perf_counter()
-        from bitlocker_tools.scan import scan, source_report_dict
+        from bitlocker_tools.report import source_record
+        from bitlocker_tools.scan import scan
         from bitlocker_tools.sources import open_source
 
         import_s = time.perf_counter() - t0
@@ -100,7 +101,7 @@ def main() -> None:
         for _ in range(args.runs + 1):
             t0 = time.perf_counter()
             with open_source(disk_path) as src:
-                report = {"sources": [source_report_dict(scan(src))]}
+                report = {"sources": [source_record(scan(src))]}
             inproc.append(time.perf_counter() - t0)
             _check(report, part.offset)
         first, rest = inproc[0], inproc[1:]

@@ -10,7 +10,8 @@ import zlib
 
 from bitlocker_tools.errors import BadInputError
 from bitlocker_tools.metadata import parse_block
-from bitlocker_tools.volume import BitLockerVolume, read_at
+from bitlocker_tools.sources import read_at
+from bitlocker_tools.volume import BitLockerVolume
 
 BLOCK = 0x10000
 
@@ -42,8 +43,8 @@ def test_random_corruptions_of_a_block(corpus_dir):
 def test_corrupt_entries_behind_a_valid_crc(corpus_dir):
     """Entries corrupted and the CRC recomputed (as a buggy writer or a forger would leave them):
     the volume either opens and renders (scan and info) or fails as bad input."""
-    from bitlocker_tools.cli.render import info_dict
-    from bitlocker_tools.scan import VolumeReport, volume_report_dict
+    from bitlocker_tools.report import info_document, volume_record
+    from bitlocker_tools.scan import VolumeReport
 
     raw = _volume_bytes(corpus_dir)
     offsets = struct.unpack_from("<3Q", raw, 176)
@@ -61,6 +62,6 @@ def test_corrupt_entries_behind_a_valid_crc(corpus_dir):
         except BadInputError:
             continue
         opened += 1
-        volume_report_dict(VolumeReport(None, 0, vol.size, True, vol))
-        info_dict(vol)
+        volume_record(VolumeReport(None, 0, vol.size, True, vol))
+        info_document(vol)
     assert opened

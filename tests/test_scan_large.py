@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 import diskbuild
-from bitlocker_tools.scan import scan, source_report_dict
+from bitlocker_tools.report import source_record
+from bitlocker_tools.scan import scan
 from bitlocker_tools.sources import open_source
 
 GiB = 1 << 30
@@ -32,7 +33,7 @@ def test_scan_of_a_100_gb_disk_reads_under_a_megabyte(tmp_path, corpus_dir):
 
     def run() -> dict:
         with open_source(disk.path) as src:
-            return source_report_dict(scan(src))
+            return source_record(scan(src))
 
     small = diskbuild.build_gpt(tmp_path / "small.raw", [volume])  # warm-up: imports, caches
     with open_source(small.path) as src:

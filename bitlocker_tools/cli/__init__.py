@@ -46,15 +46,13 @@ def _err(message: str) -> None:
     print(f"bitlocker-tools: {message}", file=sys.stderr)
 
 
-def handle_errors(func: Callable | None = None, *, failure: dict[str, Any] | None = None) -> Callable:
+def handle_errors(func: Callable) -> Callable:
     """Turn library exceptions into one line on stderr and the documented exit code.
 
-    With ``--json`` the failure is also a JSON object (``failure`` plus ``error`` and
-    ``exit_code``) on stdout, or on stderr when stdout carries the plaintext (``-o -``), so a
-    script always gets a document to parse.
+    With ``--json`` the failure is also a JSON object (:func:`report.failure_document`) on
+    stdout, or on stderr when stdout carries the plaintext (``-o -``), so a script always gets a
+    document to parse.
     """
-    if func is None:
-        return functools.partial(handle_errors, failure=failure)
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -63,7 +61,9 @@ def handle_errors(func: Callable | None = None, *, failure: dict[str, Any] | Non
         def fail(message: str, code: int) -> typer.Exit:
             _err(message)
             if kwargs.get("as_json"):
-                _emit_json({**(failure or {}), "error": message, "exit_code": code},
+                from ..report import failure_document
+
+                _emit_json(failure_document(func.__name__, message, code),
                            sys.stderr if kwargs.get("output") == "-" else sys.stdout)
             return typer.Exit(code)
 
@@ -102,7 +102,33 @@ def _credentials(recovery_password, password, bek, clear_key, vmk, fvek):
                    clear_key=clear_key, vmk=vmk, fvek=fvek)
 
 
+def _require_credential(vol, creds) -> None:
+    """Every command that unlocks needs a credential, except on a fully decrypted volume."""
+    from ..errors import UsageError
+    from ..format.constants import EncryptionMethod
+
+    if creds.is_empty() and vol.method != EncryptionMethod.NONE:
+        raise UsageError("give a credential: --recovery-password, --password, --bek, --clear-key, --vmk or --fvek")
+
+
 # --- commands ---------------------------------------------------------------------------------------
+
+
+def _version(value: bool) -> None:
+    if value:
+        from .. import __version__
+        from .._core import backend_name, load
+
+        print(f"bitlocker-tools {__version__} (core: {backend_name(load())})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and the core in use (native or pure-python)."),
+) -> None:
+    """Find, inspect, unlock and decrypt BitLocker volumes offline. Evidence is only ever read."""
 
 
 @app.command()
@@ -113,8 +139,8 @@ def scan(
 ) -> None:
     """List every partition and each BitLocker volume's metadata and key protectors."""
     from ..errors import BitLockerError
+    from ..report import scan_document, source_record, unreadable_source
     from ..scan import scan as do_scan
-    from ..scan import source_report_dict
     from ..sources import open_source
     from . import render
 
@@ -122,14 +148,15 @@ def scan(
     for path in sources:
         try:
             with open_source(path) as src:
-                reports.append(source_report_dict(do_scan(src)))
+                reports.append(source_record(do_scan(src)))
         except BitLockerError as exc:
             errors.append(exc)
-            reports.append({"path": path, "error": str(exc), "volumes": []})
+            reports.append(unreadable_source(path, str(exc)))
+    doc = scan_document(reports)
     if as_json:
-        _emit_json({"sources": reports})
+        _emit_json(doc)
     else:
-        render.scan(reports)
+        render.scan(doc)
     for exc in errors:
         _err(str(exc))
     volume_errors = [v for r in reports for v in r["volumes"] if v.get("error")]
@@ -152,13 +179,14 @@ def info(
     as_json: bool = JsonOpt,
 ) -> None:
     """Everything the metadata says about one volume: every entry, as a tree."""
+    from ..report import info_document
     from ..scan import select
     from ..sources import open_source
     from . import render
 
     with open_source(source) as src:
         vol = select(src, volume, offset)
-        data = render.info_dict(vol)
+        data = info_document(vol)
         if as_json:
             _emit_json(data)
         else:
@@ -166,7 +194,7 @@ def info(
 
 
 @app.command()
-@handle_errors(failure={"unlocked": False, "protector_id": None, "protector_type": None})
+@handle_errors
 def verify(
     source: str = typer.Argument(..., metavar="SOURCE", help="Image, device or volume file."),
     volume: Optional[int] = VolumeOpt,
@@ -181,9 +209,8 @@ def verify(
     as_json: bool = JsonOpt,
 ) -> None:
     """Prove a credential offline, without decrypting: which protector does it open? Exit 0 yes, 1 no."""
-    from ..errors import UsageError, WrongKeyError
-    from ..format.constants import EncryptionMethod
     from ..protectors import unlock
+    from ..report import verify_document
     from ..scan import select
     from ..sources import open_source
     from . import render
@@ -191,18 +218,8 @@ def verify(
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
     with open_source(source) as src:
         vol = select(src, volume, offset)
-        if creds.is_empty() and vol.method != EncryptionMethod.NONE:
-            raise UsageError("give a credential: --recovery-password, --password, --bek, --clear-key, --vmk or --fvek")
-        result = unlock(vol, creds)
-        if result.via == "fvek":
-            # An FVEK opens no protector; prove it by decrypting the first sector to a filesystem.
-            from ..filesystems import identify_filesystem
-            from ..stream import DecryptedStream
-
-            fs = identify_filesystem(DecryptedStream(vol, result).read_at(0, 512))
-            if fs is None:
-                raise WrongKeyError(f"{vol.name}: the FVEK does not decrypt the boot sector to a known filesystem")
-        data = render.verify_dict(vol, result, show_keys)
+        _require_credential(vol, creds)
+        data = verify_document(vol, unlock(vol, creds), show_keys)
         if as_json:
             _emit_json(data)
         else:
@@ -229,8 +246,8 @@ def decrypt(
     """Write the decrypted volume (raw image) to a file or stdout, with SHA-256 and filesystem check."""
     from ..decrypt import decrypt_to
     from ..errors import UsageError
-    from ..format.constants import EncryptionMethod
     from ..protectors import unlock
+    from ..report import decrypt_document
     from ..scan import select
     from ..sources import open_source
     from ..stream import DecryptedStream
@@ -241,13 +258,12 @@ def decrypt(
         raise UsageError("the output would overwrite the evidence")
     with open_source(source) as src:
         vol = select(src, volume, offset)
-        if creds.is_empty() and vol.method != EncryptionMethod.NONE:
-            raise UsageError("give a credential: --recovery-password, --password, --bek, --clear-key, --vmk or --fvek")
+        _require_credential(vol, creds)
         result = unlock(vol, creds)
         stream = DecryptedStream(vol, result)
         with render.progress(stream.size, enabled=not as_json or output != "-") as advance:
             done = decrypt_to(stream, output, resume=resume, progress=advance, stdout=sys.stdout.buffer)
-        data = render.decrypt_dict(vol, result, done, show_keys)
+        data = decrypt_document(vol, result, done, show_keys)
         if as_json:  # with -o - stdout carries the plaintext: the summary goes to stderr
             _emit_json(data, sys.stderr if output == "-" else sys.stdout)
         else:

@@ -1,7 +1,9 @@
-"""Rendering for people (Rich) and the JSON dictionaries of ``info``, ``verify`` and ``decrypt``.
+"""Drawing for people (Rich): the documents of :mod:`..report`, as tables, trees and lines.
 
-Secrets (VMK, FVEK) appear only when the user passes ``--show-keys``. Progress goes to stderr,
-and so does the summary of ``decrypt -o -``, which keeps stdout for the plaintext.
+Everything shown here is in the JSON document too; this module only chooses words and layout,
+and builds no document of its own. Secrets (VMK, FVEK) appear only when the document carries them
+(``--show-keys``). Progress goes to stderr, and so does the summary of ``decrypt -o -``, which
+keeps stdout for the plaintext.
 """
 
 from __future__ import annotations
@@ -10,23 +12,9 @@ import contextlib
 import sys
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from ..decrypt import DecryptResult
-from ..metadata import (
-    AesCcmValue,
-    Entry,
-    ExternalKeyValue,
-    KeyValue,
-    OffsetSizeValue,
-    RawValue,
-    StretchKeyValue,
-    TpmValue,
-    UnicodeValue,
-    UseKeyValue,
-    VmkValue,
-)
 from ..format.constants import ProtectorType
-from ..protectors import UnlockResult
-from ..scan import VolumeReport, iso_utc, volume_report_dict
+from ..format.types import iso_utc
+from ..metadata import Entry
 from ..volume import BitLockerVolume
 
 if TYPE_CHECKING:
@@ -67,9 +55,9 @@ def _size(n: int | None) -> str:
 # --- scan -----------------------------------------------------------------------------------------
 
 
-def scan(reports: list[dict[str, Any]]) -> None:
+def scan(doc: dict[str, Any]) -> None:
     con = _out()
-    for src in reports:
+    for src in doc["sources"]:
         con.print(f"[bold]{src['path']}[/bold]" + (f"  ({src.get('kind')}, {_size(src.get('size'))})" if "kind" in src else ""))
         if src.get("error"):
             con.print(f"  [red]error:[/red] {src['error']}")
@@ -104,118 +92,18 @@ def scan(reports: list[dict[str, Any]]) -> None:
 # --- info -------------------------------------------------------------------------------------------
 
 
-def _value_text(e: Entry) -> str:
-    v = e.value
-    if isinstance(v, KeyValue):
-        return f"method {v.method:#06x}, {len(v.key)}-byte key"
-    if isinstance(v, UnicodeValue):
-        return repr(v.text)
-    if isinstance(v, StretchKeyValue):
-        return f"method {v.method:#06x}, salt {v.salt.hex()}"
-    if isinstance(v, UseKeyValue):
-        return f"method {v.method:#06x}"
-    if isinstance(v, AesCcmValue):
-        return f"nonce {iso_utc(v.nonce_time)} #{v.nonce_counter}, {len(v.data)} bytes"
-    if isinstance(v, VmkValue):
-        return f"{v.guid}  protection {v.protection:#06x} ({ProtectorType.from_code(v.protection).value}), created {iso_utc(v.creation_time)}"
-    if isinstance(v, ExternalKeyValue):
-        return f"{v.guid}, created {iso_utc(v.creation_time)}"
-    if isinstance(v, OffsetSizeValue):
-        return f"offset {v.offset:#x}, size {v.size}"
-    if isinstance(v, TpmValue):
-        return f"TPM blob, {len(v.blob)} bytes"
-    if isinstance(v, RawValue):
-        return f"{len(v.data)} bytes: {v.data[:16].hex()}{'…' if len(v.data) > 16 else ''}"
-    return ""
-
-
-def _entry_dict(e: Entry) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "offset": e.offset,
-        "size": e.size,
-        "entry_type": e.type_name().lower(),
-        "value_type": e.value_name().lower(),
-        "version": e.version,
-    }
-    v = e.value
-    if isinstance(v, KeyValue):
-        d["method"] = v.method
-        d["key_size"] = len(v.key)
-    elif isinstance(v, UnicodeValue):
-        d["text"] = v.text
-    elif isinstance(v, StretchKeyValue):
-        d.update(method=v.method, salt=v.salt.hex())
-    elif isinstance(v, UseKeyValue):
-        d["method"] = v.method
-    elif isinstance(v, AesCcmValue):
-        d.update(nonce=v.nonce.hex(), mac=v.mac.hex(), data_size=len(v.data))
-    elif isinstance(v, VmkValue):
-        d.update(guid=v.guid, protection=v.protection, creation_time=iso_utc(v.creation_time))
-    elif isinstance(v, ExternalKeyValue):
-        d.update(guid=v.guid, creation_time=iso_utc(v.creation_time))
-    elif isinstance(v, OffsetSizeValue):
-        d.update(offset_value=v.offset, size_value=v.size, extra=v.extra.hex())
-    elif isinstance(v, TpmValue):
-        d["blob_size"] = len(v.blob)
-    elif isinstance(v, RawValue):
-        d["data"] = v.data.hex()
-    if e.children:
-        d["children"] = [_entry_dict(c) for c in e.children]
-    return d
-
-
-def info_dict(vol: BitLockerVolume) -> dict[str, Any]:
-    md = vol.metadata
-    report = volume_report_dict(VolumeReport(None, vol.offset, vol.size, True, vol))
-    report.update(
-        {
-            "boot_sector": {
-                "variant": vol.boot.variant,
-                "guid": vol.boot.guid,
-                "bytes_per_sector": vol.boot.bytes_per_sector,
-                "sectors_per_cluster": vol.boot.sectors_per_cluster,
-                "metadata_offsets": vol.boot.metadata_offsets,
-                "eow_offsets": vol.boot.eow_offsets,
-            },
-            "block_header": {
-                "offset": md.offset,
-                "version": md.version,
-                "current_state": md.current_state,
-                "next_state": md.next_state,
-                "encrypted_volume_size": md.encrypted_volume_size,
-                "convert_size": md.convert_size,
-                "volume_header_sectors": md.volume_header_sectors,
-                "metadata_offsets": list(md.metadata_offsets),
-                ("mft_mirror_cluster" if md.version == 1 else "volume_header_offset"): md.volume_header_offset,
-                "crc32_valid": md.crc_valid,
-            },
-            "next_nonce": md.next_nonce,
-            "entries": [_entry_dict(e) for e in md.entries],
-            "validation_entry": _entry_dict(md.validation_entry) if md.validation_entry else None,
-            "reserved_regions": [{"offset": o, "size": s} for o, s in vol.reserved_regions()],
-        }
-    )
-    if vol.eow is not None:
-        report["eow"] = {
-            "offset": vol.eow.offset,
-            "chunk_size": vol.eow.chunk_size,
-            "bitmaps": [
-                {"region_offset": b.region_offset, "region_size": b.region_size,
-                 "chunks": b.bit_count,
-                 "encrypted_chunks": sum(b.is_encrypted(i) for i in range(b.bit_count))}
-                for b in vol.eow.bitmaps
-            ],
-        }
-    return report
-
-
 def _add_entry(tree: Tree, e: Entry) -> None:
-    node = tree.add(f"[bold]{e.type_name()}[/bold] {e.value_name()} @{e.offset:#x} ({e.size} B, v{e.version}): {_value_text(e)}")
+    from rich.markup import escape
+
+    node = tree.add(f"[bold]{e.type_name()}[/bold] {e.value_name()} @{e.offset:#x} ({e.size} B, v{e.version}): "
+                    f"{escape(e.value.summary())}")
     for c in e.children:
         _add_entry(node, c)
 
 
 def info(vol: BitLockerVolume, data: dict[str, Any]) -> None:
+    """The info document as a tree; entries are drawn from the volume, whose values summarise
+    themselves."""
     from rich.tree import Tree
 
     con = _out()
@@ -253,23 +141,6 @@ def info(vol: BitLockerVolume, data: dict[str, Any]) -> None:
 # --- verify / decrypt --------------------------------------------------------------------------------
 
 
-def verify_dict(vol: BitLockerVolume, r: UnlockResult, show_keys: bool) -> dict[str, Any]:
-    d: dict[str, Any] = {
-        "unlocked": True,
-        "protector_id": r.protector.guid if r.protector else None,
-        "protector_type": r.protector.type.value if r.protector else r.via,
-        "key_id": r.protector.key_id if r.protector else None,
-        "via": r.via,
-        "encryption_method": r.method.label,
-        "metadata_validated": r.metadata_validated,
-        "volume_guid": vol.metadata.volume_guid,
-    }
-    if show_keys:
-        d["vmk"] = r.vmk.hex() if r.vmk else None
-        d["fvek"] = r.key.hex() if r.key else None
-    return d
-
-
 def verify(data: dict[str, Any]) -> None:
     con = _out()
     if data["encryption_method"] == "NONE" and not data["protector_id"]:
@@ -285,22 +156,6 @@ def verify(data: dict[str, Any]) -> None:
     for k in ("vmk", "fvek"):
         if data.get(k):
             con.print(f"{k.upper()}: {data[k]}")
-
-
-def decrypt_dict(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult, show_keys: bool) -> dict[str, Any]:
-    d = verify_dict(vol, r, show_keys)
-    d.update(
-        {
-            "output": done.output,
-            "bytes_written": done.bytes_written,
-            "sha256": done.sha256,
-            "filesystem": done.filesystem,
-            "missing_bytes": done.missing_bytes,
-            "declared_size": vol.declared_size,
-            "resumed_from": done.resumed_from,
-        }
-    )
-    return d
 
 
 def decrypt(data: dict[str, Any]) -> None:

@@ -1,1 +1,2 @@
-"""Keys and sectors: AES-CCM key unwrapping, key derivation, and sector ciphers per method."""
+"""Keys: AES-CCM unwrapping, the password and recovery-password key derivation, and the FVEK
+layout the sector cipher takes. Deals in bytes only: nothing here parses metadata."""

@@ -1,7 +1,8 @@
-"""Codes that appear on disk, with the names the CLI and JSON output use.
+"""Codes and sizes that appear on disk, with the names the CLI and JSON output use.
 
 Kept apart from the structure definitions so that the reader, the writer and the CLI share one
-spelling of every name (the JSON field values are a contract that scripts depend on).
+spelling of every name (the JSON field values are a contract that scripts depend on), and so that
+every size of the format is written down once.
 """
 
 from __future__ import annotations
@@ -10,6 +11,22 @@ import enum
 
 SIGNATURE = b"-FVE-FS-"
 TOGO_OEM = b"MSWIN4.1"
+NTFS_OEM = b"NTFS    "
+BOOT_SIGNATURE = b"\x55\xaa"
+#: The first three bytes of an NTFS boot sector, which Vista's BitLocker boot sector keeps.
+NTFS_JUMP = b"\xeb\x52\x90"
+#: The first three bytes of the Windows 7+ and To Go boot sectors (a FAT32 boot sector's jump).
+FAT32_JUMP = b"\xeb\x58\x90"
+
+#: NTFS's boot area ($Boot: the boot sector and boot code, 16 sectors of 512 bytes). Vista's
+#: BitLocker leaves it in the clear; Windows 7 and later relocate it (the "volume header") and
+#: encrypt it at its new place.
+NTFS_BOOT_AREA = 0x2000
+#: Bytes each metadata block occupies on Windows 7+ and To Go, whatever the sector size; the
+#: plaintext presents the area as zeros.
+METADATA_BLOCK_AREA = 0x10000
+#: Vista's metadata blocks are files of 16 KiB (FVE.{GUID}.1-3), rounded up to whole clusters.
+VISTA_METADATA_BLOCK_AREA = 0x4000
 
 #: Win7+ and BitLocker To Go volumes carry one of these GUIDs in their boot sector.
 BITLOCKER_GUID = "4967d63b-2e29-4ad8-8399-f6a339e3d001"
@@ -35,9 +52,16 @@ class EncryptionMethod(enum.IntEnum):
         return _METHOD_LABELS[self]
 
     @property
-    def fvek_size(self) -> int:
-        """Bytes of key material (FVEK, plus the tweak key for the diffuser methods)."""
-        return _FVEK_SIZES[self]
+    def key_material_size(self) -> int:
+        """Bytes of sector-crypto key material: the FVEK, plus the tweak key for the diffuser
+        methods (what ``--fvek`` takes)."""
+        return _KEY_MATERIAL_SIZES[self]
+
+    @property
+    def fvek_datum_size(self) -> int:
+        """Bytes of key in the metadata's FVEK datum: the diffuser methods always store 64 (an
+        FVEK half and a tweak half of 32 bytes each, of which AES-128 uses 16 each)."""
+        return 64 if self.has_diffuser else _KEY_MATERIAL_SIZES[self]
 
     @property
     def is_xts(self) -> bool:
@@ -58,9 +82,7 @@ _METHOD_LABELS = {
     EncryptionMethod.AES_XTS_256: "AES-XTS-256",
 }
 
-# What the user must give with --fvek: diffuser methods need FVEK||TWEAK (the FVEK datum holds
-# two 32-byte halves; the 128-bit variant uses the first 16 bytes of each).
-_FVEK_SIZES = {
+_KEY_MATERIAL_SIZES = {
     EncryptionMethod.NONE: 0,
     EncryptionMethod.AES_128_DIFFUSER: 32,
     EncryptionMethod.AES_256_DIFFUSER: 64,
@@ -118,10 +140,12 @@ class ValueType(enum.IntEnum):
 
 
 class KeyMethod(enum.IntEnum):
-    """Methods of KEY data that wrap keys rather than volume data."""
+    """Methods of KEY data that wrap keys rather than volume data (and of STRETCH KEY and USE
+    KEY values, which share the number space)."""
 
-    STRETCH = 0x1000
-    STRETCH_2 = 0x1001
+    STRETCH = 0x1000  # recovery-password stretch; its nested blob holds the 16-byte key
+    STRETCH_2 = 0x1001  # user-password stretch
+    CLEAR_KEY = 0x2000  # the unprotected key of a clear-key (suspended) protector
     EXTERNAL_KEY = 0x2002
     VMK = 0x2003
     VALIDATION_HASH = 0x2005
@@ -152,6 +176,12 @@ class ProtectorType(str, enum.Enum):
     def needs_tpm(self) -> bool:
         return self.value.startswith("tpm")
 
+    @property
+    def code(self) -> int:
+        """The protection code Windows writes for this kind (VMK value, offset 26); UNKNOWN has
+        none (KeyError)."""
+        return _PROTECTION_CODES[self]
+
 
 _PROTECTOR_CODES = {
     0x0100: ProtectorType.TPM,
@@ -161,3 +191,14 @@ _PROTECTOR_CODES = {
     0x0700: ProtectorType.TPM_PIN_STARTUP_KEY,
     0x2000: ProtectorType.PASSWORD,
 }
+_PROTECTION_CODES = {kind: code for code, kind in _PROTECTOR_CODES.items()}
+_PROTECTION_CODES.update({ProtectorType.CLEAR_KEY: 0x0000, ProtectorType.RECOVERY_PASSWORD: 0x0800})
+
+
+def code_name(enum_type: type[enum.IntEnum], code: int) -> str:
+    """The enum member's name for an on-disk code, else the code as four hex digits: unknown
+    codes are shown, never hidden or rejected."""
+    try:
+        return enum_type(code).name
+    except ValueError:
+        return f"0x{code:04x}"

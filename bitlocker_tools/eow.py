@@ -1,0 +1,82 @@
+"""The encrypt-on-write chunk map of a used-space-only conversion in progress.
+
+Such a volume is neither "encrypted below a boundary" nor wholly encrypted: each chunk of each
+region is marked in a bitmap as ciphertext or as plaintext never yet written since the
+conversion began. Reading the map wrongly decrypts plaintext (or the reverse) without any error,
+so every structure's CRC is checked and the active bitmap record is chosen as Windows does.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from .errors import BadInputError
+from .format import eow as fmt
+from .sources import read_at
+
+
+@dataclass
+class EowBitmap:
+    """The encrypted/plain chunk map of one region of a used-space-only volume."""
+
+    offset: int
+    size: int
+    region_offset: int
+    region_size: int
+    conv_log_offset: int
+    bits: bytes
+    bit_count: int
+
+    def is_encrypted(self, chunk: int) -> bool:
+        if chunk < 0 or chunk >= self.bit_count:
+            return False
+        return bool(self.bits[chunk >> 3] >> (chunk & 7) & 1)
+
+    @property
+    def encrypted_chunks(self) -> int:
+        return sum(self.is_encrypted(i) for i in range(self.bit_count))
+
+
+@dataclass
+class EowInfo:
+    """One copy of the FVE-EOW information: the chunk size and the bitmaps, by region."""
+
+    offset: int
+    size: int
+    chunk_size: int
+    conv_log_size: int
+    bitmaps: list[EowBitmap]
+
+
+def _crc_ok(raw: bytes, crc_offset: int, stored: int) -> bool:
+    """CRC-32 of a structure computed with its own CRC field zeroed."""
+    return zlib.crc32(raw[:crc_offset] + b"\0\0\0\0" + raw[crc_offset + 4 :]) == stored
+
+
+def read_eow(fh: BinaryIO, base: int, offset: int) -> EowInfo:
+    """Parse the EOW information at volume ``offset`` (``base``: the volume's offset in ``fh``)
+    and its bitmaps. Raises BadInputError or a construct error on damage."""
+    info = fmt.EowInformationHeader.parse(read_at(fh, base + offset, fmt.EOW_INFORMATION_HEADER_SIZE))
+    raw = read_at(fh, base + offset, info.size)
+    if not _crc_ok(raw, fmt.EOW_INFORMATION_CRC_OFFSET, info.crc32):
+        raise BadInputError(f"EOW information at volume offset {offset:#x} fails its CRC32")
+    bitmaps = [_read_bitmap(fh, base, bm_off) for bm_off in fmt.EowInformation.parse(raw).bitmap_offsets]
+    bitmaps.sort(key=lambda b: b.region_offset)
+    return EowInfo(offset, info.size, info.chunk_size, info.conv_log_size, bitmaps)
+
+
+def _read_bitmap(fh: BinaryIO, base: int, offset: int) -> EowBitmap:
+    bm = fmt.EowBitmap.parse(read_at(fh, base + offset, fmt.EOW_BITMAP_HEADER_SIZE))
+    raw = read_at(fh, base + offset, bm.size)
+    records = []
+    for rec_off in bm.record_offsets:
+        rec = fmt.EowBitmapRecord.parse(raw[rec_off : rec_off + fmt.EOW_RECORD_HEADER_SIZE])
+        raw_rec = raw[rec_off : rec_off + rec.size]
+        valid = _crc_ok(raw_rec, fmt.EOW_RECORD_CRC_OFFSET, rec.crc32)
+        records.append((valid, rec.sequence_number, rec, raw_rec[rec.header_size :]))
+    # The active record is the valid one with the highest sequence number.
+    _, _, rec, bits = max([r for r in records if r[0]] or records, key=lambda r: r[1])
+    return EowBitmap(offset, bm.size, bm.region_offset, bm.region_size, bm.conv_log_offset, bytes(bits),
+                     rec.bitmap_size)

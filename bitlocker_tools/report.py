@@ -1,0 +1,200 @@
+"""Every JSON document the command line prints, built from the library's dataclasses.
+
+The field names here are a contract: examiners' scripts read ``sources[].volumes[].protectors[]
+.key_id``, ``verify``'s ``protector_id`` and ``decrypt``'s ``sha256``, and docs/cli.md documents
+each of them. This module is the one place they are spelled, and the only place a document is
+assembled; :mod:`.cli.render` draws the same documents for people. Secrets (VMK, FVEK) enter a
+document only when the caller asks (``show_keys``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .format.constants import VolumeState
+from .format.types import iso_utc
+from .metadata import Protector
+from .scan import SourceReport, VolumeReport
+
+if TYPE_CHECKING:
+    from .decrypt import DecryptResult
+    from .protectors import UnlockResult
+    from .volume import BitLockerVolume
+
+#: Fields a failing command adds to ``{"error", "exit_code"}``, so that a script reading the
+#: success document finds the same keys (``verify``'s ``unlocked`` is false, not missing).
+_FAILURE_FIELDS: dict[str, dict[str, Any]] = {
+    "verify": {"unlocked": False, "protector_id": None, "protector_type": None},
+}
+
+
+# --- scan ------------------------------------------------------------------------------------------
+
+
+def protector_record(p: Protector) -> dict[str, Any]:
+    return {
+        "id": p.guid,
+        "key_id": p.key_id,
+        "type": p.type.value,
+        "code": p.code,
+        "creation_time": iso_utc(p.creation_time),
+        "needs_tpm": p.type.needs_tpm,
+    }
+
+
+def volume_record(r: VolumeReport) -> dict[str, Any]:
+    """One partition as ``scan`` reports it (``info`` starts from the same record)."""
+    d: dict[str, Any] = {
+        "partition": r.partition,
+        "offset": r.offset,
+        "size": r.size,
+        "bitlocker": r.bitlocker,
+    }
+    if r.error:
+        d["error"] = r.error
+    v = r.volume
+    if v is None:
+        return d
+    md = v.metadata
+    method = md.method
+    d.update(
+        {
+            "metadata_version": md.version,
+            "variant": v.boot.variant,
+            "encryption_method": method.label if method is not None else f"0x{md.encryption_method:04x}",
+            "state": md.state.lower(),
+            "next_state": md.next_state_name.lower(),
+            "volume_guid": md.volume_guid,
+            "description": md.description,
+            "creation_time": iso_utc(md.creation_time),
+            "sector_size": v.sector_size,
+            "encrypted_size": md.encrypted_volume_size if md.version >= 2 else None,
+            "used_space_only": v.eow is not None or v.boot.is_eow,
+            "protectors": [protector_record(p) for p in md.protectors],
+            "metadata_copies": [
+                {"offset": c.offset, "valid": c.valid, **({"error": c.error} if c.error else {})}
+                for c in v.copies
+            ],
+        }
+    )
+    if md.version >= 2 and md.current_state != VolumeState.ENCRYPTED and md.encrypted_volume_size:
+        d["percent_encrypted"] = round(100.0 * min(md.encrypted_volume_size, v.size) / v.size, 2) if v.size else None
+    if v.eow_error:
+        d["eow_error"] = v.eow_error
+    return d
+
+
+def source_record(s: SourceReport) -> dict[str, Any]:
+    return {
+        "path": s.path,
+        "kind": s.kind,
+        "size": s.size,
+        "volumes": [volume_record(v) for v in s.volumes],
+    }
+
+
+def unreadable_source(path: str, error: str) -> dict[str, Any]:
+    """A source that could not be opened at all, in the place its record would have been."""
+    return {"path": path, "error": error, "volumes": []}
+
+
+def scan_document(sources: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"sources": sources}
+
+
+# --- info ------------------------------------------------------------------------------------------
+
+
+def info_document(vol: BitLockerVolume) -> dict[str, Any]:
+    """Everything ``scan`` says about the volume, then every structure the metadata holds."""
+    md = vol.metadata
+    doc = volume_record(VolumeReport(None, vol.offset, vol.size, True, vol))
+    doc.update(
+        {
+            "boot_sector": {
+                "variant": vol.boot.variant,
+                "guid": vol.boot.guid,
+                "bytes_per_sector": vol.boot.bytes_per_sector,
+                "sectors_per_cluster": vol.boot.sectors_per_cluster,
+                "metadata_offsets": vol.boot.metadata_offsets,
+                "eow_offsets": vol.boot.eow_offsets,
+            },
+            "block_header": {
+                "offset": md.offset,
+                "version": md.version,
+                "current_state": md.current_state,
+                "next_state": md.next_state,
+                "encrypted_volume_size": md.encrypted_volume_size,
+                "convert_size": md.convert_size,
+                "volume_header_sectors": md.volume_header_sectors,
+                "metadata_offsets": list(md.metadata_offsets),
+                ("mft_mirror_cluster" if md.version == 1 else "volume_header_offset"): md.volume_header_offset,
+                "crc32_valid": md.crc_valid,
+            },
+            "next_nonce": md.next_nonce,
+            "entries": [e.as_dict() for e in md.entries],
+            "validation_entry": md.validation_entry.as_dict() if md.validation_entry else None,
+            "reserved_regions": [{"offset": o, "size": s} for o, s in vol.reserved_regions()],
+        }
+    )
+    if vol.eow is not None:
+        doc["eow"] = {
+            "offset": vol.eow.offset,
+            "chunk_size": vol.eow.chunk_size,
+            "bitmaps": [
+                {"region_offset": b.region_offset, "region_size": b.region_size,
+                 "chunks": b.bit_count, "encrypted_chunks": b.encrypted_chunks}
+                for b in vol.eow.bitmaps
+            ],
+        }
+    return doc
+
+
+# --- verify / decrypt ------------------------------------------------------------------------------
+
+
+def _keys(r: UnlockResult) -> dict[str, Any]:
+    return {"vmk": r.vmk.hex() if r.vmk else None, "fvek": r.sector_key.hex() if r.sector_key else None}
+
+
+def verify_document(vol: BitLockerVolume, r: UnlockResult, show_keys: bool) -> dict[str, Any]:
+    """Which protector the credential opened (or how else the volume was opened)."""
+    p = r.protector
+    d: dict[str, Any] = {
+        "unlocked": True,
+        "protector_id": p.guid if p else None,
+        "protector_type": p.type.value if p else r.via.value,
+        "key_id": p.key_id if p else None,
+        "via": r.via.value,
+        "encryption_method": r.method.label,
+        "metadata_validated": r.metadata_validated,
+        "volume_guid": vol.metadata.volume_guid,
+    }
+    if show_keys:
+        d.update(_keys(r))
+    return d
+
+
+def decrypt_document(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult, show_keys: bool) -> dict[str, Any]:
+    """The verify fields, then what was written and its digest."""
+    d = verify_document(vol, r, show_keys)
+    d.update(
+        {
+            "output": done.output,
+            "bytes_written": done.bytes_written,
+            "sha256": done.sha256,
+            "filesystem": done.filesystem,
+            "missing_bytes": done.missing_bytes,
+            "declared_size": vol.declared_size,
+            "resumed_from": done.resumed_from,
+        }
+    )
+    return d
+
+
+# --- failures --------------------------------------------------------------------------------------
+
+
+def failure_document(command: str, message: str, exit_code: int) -> dict[str, Any]:
+    """What ``--json`` prints when a command fails: the one-line message and the exit code."""
+    return {**_FAILURE_FIELDS.get(command, {}), "error": message, "exit_code": exit_code}
