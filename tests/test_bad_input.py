@@ -11,9 +11,8 @@ import struct
 import zlib
 from pathlib import Path
 
-import pytest
-
 import diskbuild
+import pytest
 from conftest import assert_cli_error
 
 VOLUME = "aes-xts_128.bin"  # Windows 10, metadata v2, three copies, one password protector

@@ -10,7 +10,6 @@ import zlib
 
 from bitlocker_tools.errors import BadInputError
 from bitlocker_tools.metadata import parse_block
-from bitlocker_tools.sources import read_at
 from bitlocker_tools.volume import BitLockerVolume
 
 BLOCK = 0x10000

@@ -7,7 +7,6 @@ win7_partial just past its conversion boundary, which is compared up to there).
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 import diskbuild
+import pytest
 from conftest import assert_cli_error
 
 VOLUMES = ["aes-xts_128.bin", "vista.bin"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import diskbuild
 import pytest
 
-import diskbuild
 from bitlocker_tools.report import source_record
 from bitlocker_tools.scan import scan
 from bitlocker_tools.sources import open_source
