@@ -13,13 +13,16 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ._core import load
 from .format.boot_sector import NtfsBootSector, VistaBootSector
 from .format.constants import NTFS_BOOT_AREA, NTFS_OEM, EncryptionMethod
 from .protectors import UnlockResult
 from .volume import BitLockerVolume
+
+if TYPE_CHECKING:
+    from ._core import Core
 
 ZERO, PLAIN, ENCRYPTED, VISTA_BOOT = "zero", "plain", "encrypted", "vista-boot"
 
@@ -41,7 +44,7 @@ class DecryptedStream(io.RawIOBase):
     a truncated image read as zeros and are counted in :attr:`missing_bytes`.
     """
 
-    def __init__(self, volume: BitLockerVolume, unlocked: UnlockResult, core: ModuleType | None = None):
+    def __init__(self, volume: BitLockerVolume, unlocked: UnlockResult, core: Core | None = None):
         super().__init__()
         self.volume = volume
         self.unlocked = unlocked

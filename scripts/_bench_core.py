@@ -55,28 +55,24 @@ def bench_stretch(args) -> None:
     if _native is None:
         print("  native: not built")
         return
-    feats = _native.features()
+    feats = _native._features()
     for path in ["auto", "shani", "avx512", "avx2", "scalar"]:
-        if path != "auto" and path not in {k["path"] for k in feats["kernels"].values()}:
+        if path not in feats["sha_paths"]:
             continue
-        _native.set_paths(stretch=path)
         r = rounds // 4 if path == "scalar" else rounds
-        t = timed(lambda: _native.stretch(initial, salt, r), 1 if args.quick else 3) * ROUNDS / r
+        t = timed(lambda: _native.stretch(initial, salt, r, _sha=path), 1 if args.quick else 3) * ROUNDS / r
         print(f"  native stretch, path {path:7s} {t * 1e3:8.1f} ms/key")
-    _native.set_paths(stretch="auto")
 
     print(f"== stretch_many, batch of {args.batch} keys, one thread")
     initials = [os.urandom(32) for _ in range(args.batch)]
     for path in ["auto", "shani", "avx512", "avx2", "scalar"]:
-        if path != "auto" and path not in {k["path"] for k in feats["kernels"].values()}:
+        if path not in feats["sha_paths"]:
             continue
-        _native.set_paths(stretch=path)
         r = rounds // 8 if path == "scalar" else rounds // 2
-        t = timed(lambda: _native.stretch_many(initials, salt, r), 1) * ROUNDS / r
+        t = timed(lambda: _native.stretch_many(initials, salt, r, _sha=path), 1) * ROUNDS / r
         print(f"  path {path:7s}: {args.batch / t:7.1f} keys/s/core  ({t / args.batch * 1e3:6.1f} ms/key)")
-    _native.set_paths(stretch="auto")
     print("== single kernels (one call each, full lanes)")
-    for name, info in _native.features()["kernels"].items():
+    for name, info in _native._features()["kernels"].items():
         lanes = info["lanes"]
         batch = [os.urandom(32) for _ in range(lanes)]
         r = rounds // 16 if name == "scalar" else rounds // 4
@@ -126,7 +122,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=48, help="stretch_many batch size")
     args = ap.parse_args()
     if _native is not None:
-        f = _native.features()
+        f = _native._features()
         flags = ", ".join(k for k in ("sha_ni", "aesni", "avx2", "avx512", "vaes") if f[k])
         print(f"native core: {flags or 'portable only'}")
         _native._calibrate()

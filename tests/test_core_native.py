@@ -1,19 +1,26 @@
-"""The C core (bitlocker_tools._core._native) against its pure-Python twin and published vectors.
+"""The C core (bitlocker_tools._core._native) against its pure-Python twin, and the contract both keep.
 
 Build the extension first with ``python setup.py build_ext --inplace``; without it the native
-tests are skipped and only the pure-Python references run.
+tests are skipped and only the pure-Python references run. The published vectors are in
+tests/vectors/ and run in tests/test_vectors.py; this file compares the cores with each other on
+random data, on every kernel path the CPU has (forced per call with ``_sha=`` / ``_aes=``).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import inspect
+import json
 import os
 import random
 import threading
+import typing
+from pathlib import Path
 
 import pytest
 
-from bitlocker_tools._core import _pure
+from bitlocker_tools._core import Core, _pure
 
 try:
     from bitlocker_tools._core import _native
@@ -36,17 +43,12 @@ def backend(name):
     return _pure if name == "pure" else _native
 
 
-@pytest.fixture(autouse=True)
-def _reset_paths():
-    yield
-    if _native is not None:
-        _native.set_paths(stretch="auto", aes="auto")
-
-
 def available_stretch_paths():
+    """The ``_sha=`` values of this CPU, derived from the CPU flags (and checked against what
+    ``_features()`` says in test_features_and_forced_paths)."""
     if _native is None:
         return []
-    f = _native.features()
+    f = _native._features()
     paths = ["auto", "scalar"]
     paths += [p for p, flag in (("shani", "sha_ni"), ("avx2", "avx2"), ("avx512", "avx512")) if f[flag]]
     return paths
@@ -55,12 +57,13 @@ def available_stretch_paths():
 def available_aes_paths():
     if _native is None:
         return []
-    return ["auto", "scalar"] + (["aesni"] if _native.features()["aesni"] else [])
+    return ["auto", "scalar"] + (["aesni"] if _native._features()["aesni"] else [])
 
 
-# --- key stretching: published vectors ------------------------------------------------------------
+def load_vectors(name: str) -> list:
+    return json.loads((Path(__file__).resolve().parent / "vectors" / name).read_text())["vectors"]
 
-SALT_10_1F = bytes(range(0x10, 0x20))
+
 FULL_ROUNDS = 0x100000
 
 
@@ -69,94 +72,112 @@ def recovery_initial(password: str) -> bytes:
     return hashlib.sha256(key16).digest()
 
 
-def user_password_initial(password: str) -> bytes:
-    return hashlib.sha256(hashlib.sha256(password.encode("utf-16-le")).digest()).digest()
+# --- the contract: both cores provide exactly Core's functions, with its signatures ---------------
+
+CONTRACT = sorted(name for name, value in vars(Core).items()
+                  if inspect.isfunction(value) and not name.startswith("_"))
+PRIVATE_PATH_ARGS = {"_sha", "_aes"}  # the native kernel-path hooks, kept out of the contract
 
 
-# The vector of the project's docs (bde-format.md / performance-limits.md: key e372dd30…2ea0 for
-# this recovery password with salt 10..1f); the full value was computed with the pure path
-# (hashlib) and is checked again below against both backends.
-DOC_VECTOR_KEY = "e372dd304590db8404d71a9b5c72c522067b1204e5d69c8e57dda710f5942ea0"
+def public_functions(module) -> list[str]:
+    """The module's public callables (for the pure twin: functions defined in it)."""
+    if module is _pure:
+        return sorted(n for n, v in vars(module).items()
+                      if inspect.isfunction(v) and v.__module__ == module.__name__ and not n.startswith("_"))
+    return sorted(n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n)))
+
+
+def contract_parameters(name: str) -> list[inspect.Parameter]:
+    params = list(inspect.signature(getattr(Core, name)).parameters.values())
+    assert params[0].name == "self"
+    return params[1:]
+
+
+def shape(params) -> list[tuple]:
+    return [(p.name, p.kind, p.default) for p in params]
+
+
+def test_contract_lists_the_functions_the_package_calls():
+    assert CONTRACT == ["ccm_decrypt", "ccm_encrypt", "crypt_sectors", "crypt_sectors_into",
+                        "expand_groups", "sha256_many", "stretch", "stretch_many"]
+    for name in CONTRACT:
+        assert len(inspect.getdoc(getattr(Core, name))) > 80, name  # says what it is for
 
 
 @pytest.mark.parametrize("name", BACKENDS)
-def test_stretch_doc_vector(name):
-    initial = recovery_initial("111111-222222-333333-444444-555555-666666-111111-222222")
-    key = backend(name).stretch(initial, SALT_10_1F, FULL_ROUNDS)
-    assert key.hex().startswith("e372dd30") and key.hex().endswith("2ea0")
-    assert key.hex() == DOC_VECTOR_KEY
+def test_core_provides_exactly_the_contract(name):
+    """A function added to one core and not to the contract (or the other core) fails here."""
+    module = backend(name)
+    assert public_functions(module) == CONTRACT
+    assert isinstance(module, Core)
 
 
-# John the Ripper's BitLocker test hashes (openwall/john, src/bitlocker_common_plug.c):
-# $bitlocker$<type>$16$<salt>$<iterations>$12$<nonce>$60$<mac 16 || encrypted VMK 44>, with the
-# password. Types 0/1 are user passwords, 2/3 recovery passwords. The stretched key is checked
-# by AES-CCM-decrypting the VMK blob (the tag must verify) and is pinned as well; the pinned
-# keys were produced by this module's stretch and are confirmed by the CCM tag.
-JTR_VECTORS = [
-    ("$bitlocker$0$16$134bd2634ba580adc3758ca5a84d8666$1048576$12$9080903a0d9dd20103000000$60$"
-     "0c52fdd87f17ac55d4f4b82a00b264070f36a84ead6d4cd330368f7dddfde1bdc9f5d08fa526dae361b3d6"
-     "4875f76a077fe9c67f44e08d56f0131bb2", "openwall@123",
-     "a702f41cf11b0b3eb73d52c0824d1279e1526132265513d803d6004a96a8558a"),
-    ("$bitlocker$0$16$73926f843bbb41ea2a89a28b114a1a24$1048576$12$30a81ef90c9dd20103000000$60$"
-     "942f852f2dc4ba8a589f35e750f33a5838d3bdc1ed77893e02ae1ac866f396f8635301f36010e0fcef0949"
-     "078338f549ddb70e15c9a598e80c905baa", "password@123",
-     "e8ded721cb31353930589ea6125d8ad807f777eb514e13d4ded0069386ae7aed"),
-    ("$bitlocker$0$16$5e0686b4e7ce8a861b75bab3e8f1d424$1048576$12$90928da8c019d00103000000$60$"
-     "ee5ce06cdc89b9fcdcd24bb854842fc8b715bb36c86c19e73ddb8a409718cac412f0416a51b1e0472fad8e"
-     "db34d9208dd874dcadbf4779aaf01dfa74", "openwall@123",
-     "072454fcfde8223318a42bb26c32ab2c48dfd66b8f2525b0afb3b6a7c55bd458"),
-    ("$bitlocker$0$16$7b5c9407857f6d590a0d4dcf56d503a6$1048576$12$b02d06c0c019d00103000000$60$"
-     "1af24981790bd0cc0d00b86b9893c0fdc63b20f0631e85f206b2af3c2c64f77bac2ec9379a4df51967c820"
-     "33ed9661bace0e63c7dec4f9ef0cc27c5a", "openwall@12345",
-     "32efa5203d432c0b90df3bc4f107fe9f6a70e481e3e4889f29e2a1a68eb3c1b9"),
-    ("$bitlocker$0$16$9079aaee7be0923b529f069012f30b13$1048576$12$40ea50c2b79fd20103000000$60$"
-     "caca601f042fae0eb697593e559760f8209d495ed0b61eda9c83a79f0abb3f598853b6f89cdffd3b5b66b9"
-     "0b321b822c90c8ef5dac464ef6edd06881", "weakpassword12345",
-     "28e5df6c7384d4b56cf02fa7ca2c3d9bfaf125b41b1c0bf02e99d83a4613f42a"),
-    ("$bitlocker$2$16$432dd19f37dd413a88552225628c8ae5$1048576$12$a0da3fc75f6cd30106000000$60$"
-     "3e57c68216ef3d2b8139fdb0ec74254bdf453e688401e89b41cae7c250739a8b36edd4fe86a597b5823cf3"
-     "e0f41c98f623b528960a4bee00c42131ef", "111683-110022-683298-209352-468105-648483-571252-334455",
-     "a31cc882bcbf88273facd5a8d1a5018cecf2b9ecee7e7e3d2f01fdd25919b8b2"),
-]
+def test_pure_signatures_match_the_contract():
+    for name in CONTRACT:
+        fn = getattr(_pure, name)
+        assert shape(inspect.signature(fn).parameters.values()) == shape(contract_parameters(name)), name
+        assert typing.get_type_hints(fn) == typing.get_type_hints(getattr(Core, name)), name
 
 
-def parse_jtr(h: str, password: str):
-    f = h.split("$")
-    kind, salt, rounds = int(f[2]), bytes.fromhex(f[4]), int(f[5])
-    nonce, data = bytes.fromhex(f[7]), bytes.fromhex(f[9])
-    initial = recovery_initial(password) if kind >= 2 else user_password_initial(password)
-    return initial, salt, rounds, nonce, data
+@needs_native
+def test_native_signatures_match_the_contract():
+    """The extension's text signatures: the contract's parameters, then at most one keyword-only
+    kernel-path hook defaulting to 'auto'."""
+    for name in CONTRACT:
+        params = list(inspect.signature(getattr(_native, name)).parameters.values())
+        hooks = [p for p in params if p.name in PRIVATE_PATH_ARGS]
+        assert all(p.kind is p.KEYWORD_ONLY and p.default == "auto" for p in hooks), name
+        assert len(hooks) <= 1, name
+        public = [p for p in params if p.name not in PRIVATE_PATH_ARGS]
+        assert shape(public) == shape(contract_parameters(name)), name
 
 
-def ccm_opens(key: bytes, nonce: bytes, data: bytes) -> bytes:
-    aead = pytest.importorskip("cryptography.hazmat.primitives.ciphers.aead")
-    return aead.AESCCM(key, tag_length=16).decrypt(nonce, data[16:] + data[:16], None)
+def stub_signatures() -> dict[str, list[tuple]]:
+    """(name, kind, default) of each function's parameters in _native.pyi, read with ast."""
+    import bitlocker_tools._core as core_pkg
+
+    tree = ast.parse((Path(core_pkg.__file__).parent / "_native.pyi").read_text())
+    out = {}
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        a = node.args
+        positional = a.posonlyargs + a.args
+        defaults = [inspect.Parameter.empty] * (len(positional) - len(a.defaults)) + \
+            [ast.literal_eval(d) for d in a.defaults]
+        params = [(p.arg, inspect.Parameter.POSITIONAL_ONLY, d) for p, d in zip(a.posonlyargs, defaults)]
+        params += [(p.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD, d)
+                   for p, d in zip(a.args, defaults[len(a.posonlyargs):])]
+        params += [(p.arg, inspect.Parameter.KEYWORD_ONLY,
+                    inspect.Parameter.empty if d is None else ast.literal_eval(d))
+                   for p, d in zip(a.kwonlyargs, a.kw_defaults)]
+        out[node.name] = params
+    return out
 
 
-@pytest.mark.parametrize(
-    "name,vector",
-    [pytest.param("native", v, id=f"native-{i}", marks=needs_native) for i, v in enumerate(JTR_VECTORS)]
-    + [pytest.param("pure", JTR_VECTORS[i], id=f"pure-{i}") for i in (0, 5)],
-)
-def test_stretch_jtr_vectors(name, vector):
-    h, password, expected = vector
-    initial, salt, rounds, nonce, data = parse_jtr(h, password)
-    key = backend(name).stretch(initial, salt, rounds)
-    assert key.hex() == expected
-    plain = ccm_opens(key, nonce, data)
-    # the VMK KEY datum: size 0x2c, type 0, value type 1, version 1, method 0x2003
-    assert plain[:12] == bytes.fromhex("2c0000000100000003200000")
+@needs_native
+def test_native_stub_matches_the_extension():
+    """_native.pyi names every function of the extension with its parameters, so a type checker
+    sees what the extension really takes."""
+    stub = stub_signatures()
+    functions = sorted(n for n in dir(_native) if callable(getattr(_native, n)) and not n.startswith("__"))
+    assert sorted(stub) == functions
+    for name in functions:
+        assert stub[name] == shape(inspect.signature(getattr(_native, name)).parameters.values()), name
 
 
 @needs_native
 def test_stretch_many_finds_the_recovery_password_among_decoys():
-    h, password, expected = JTR_VECTORS[5]
-    initial, salt, rounds, nonce, data = parse_jtr(h, password)
+    """John the Ripper's recovery-password hash (tests/vectors/jtr_bitlocker.json) in a batch of
+    13 on the planner: only the right lane gives the key."""
+    v = load_vectors("jtr_bitlocker.json")[5]
+    f = v["hash"].split("$")
+    salt, rounds = bytes.fromhex(f[4]), int(f[5])
     rng = random.Random(5)
     candidates = [rng.randbytes(32) for _ in range(12)]
-    candidates.insert(7, initial)
+    candidates.insert(7, recovery_initial(v["password"]))
     keys = _native.stretch_many(candidates, salt, rounds)
-    assert [k.hex() == expected for k in keys] == [i == 7 for i in range(13)]
+    assert [k.hex() == v["stretched_key"] for k in keys] == [i == 7 for i in range(13)]
 
 
 # --- key stretching: equivalence ----------------------------------------------------------------
@@ -179,12 +200,11 @@ def test_stretch_many_every_path(path):
     initials = [rng.randbytes(32) for _ in range(13)]
     for rounds in (1000, 37):
         ref = [_pure.stretch(i, salt, rounds) for i in initials]
-        _native.set_paths(stretch=path)
         for n in range(1, 14):
-            assert _native.stretch_many(initials[:n], salt, rounds) == ref[:n], (path, rounds, n)
-        assert _native.stretch(initials[3], salt, rounds) == ref[3]
+            assert _native.stretch_many(initials[:n], salt, rounds, _sha=path) == ref[:n], (path, rounds, n)
+        assert _native.stretch(initials[3], salt, rounds, _sha=path) == ref[3]
         # any iterable of buffers
-        assert _native.stretch_many((bytearray(i) for i in initials[:5]), salt, rounds) == ref[:5]
+        assert _native.stretch_many((bytearray(i) for i in initials[:5]), salt, rounds, _sha=path) == ref[:5]
 
 
 @needs_native
@@ -193,7 +213,7 @@ def test_stretch_every_kernel():
     salt = rng.randbytes(16)
     initials = [rng.randbytes(32) for _ in range(17)]
     ref = [_pure.stretch(i, salt, 200) for i in initials]
-    kernels = _native.features()["kernels"]
+    kernels = _native._features()["kernels"]
     assert "scalar" in kernels
     for name, info in kernels.items():
         for n in (1, info["lanes"] - 1, info["lanes"], info["lanes"] + 1, 17):
@@ -272,7 +292,6 @@ def test_crypt_sectors_random_native_vs_pure(method, sector_size):
 @pytest.mark.parametrize("method", sorted(METHODS), ids=hex)
 def test_crypt_sectors_paths_and_sizes(method, aes):
     """Every AES path, key size, and the other sector sizes, including odd sector counts."""
-    _native.set_paths(aes=aes)
     rng = random.Random(method)
     # the key length picks AES-128/192/256 in both backends (192 is not a BitLocker size)
     key_lens = {0x8000: (32, 48, 64), 0x8001: (64,), 0x8002: (16, 24, 32), 0x8003: (32,),
@@ -284,7 +303,7 @@ def test_crypt_sectors_paths_and_sizes(method, aes):
                 data = rng.randbytes(n * sector_size)
                 offset = rng.randrange(0, 1 << 40)
                 for decrypt in (True, False):
-                    assert _native.crypt_sectors(method, key, data, offset, sector_size, decrypt) == \
+                    assert _native.crypt_sectors(method, key, data, offset, sector_size, decrypt, _aes=aes) == \
                         _pure.crypt_sectors(method, key, data, offset, sector_size, decrypt)
 
 
@@ -293,7 +312,6 @@ def test_crypt_sectors_paths_and_sizes(method, aes):
 @pytest.mark.parametrize("method", sorted(METHODS), ids=hex)
 def test_crypt_sectors_small_sector_sizes(method, aes):
     """Sector sizes that are not a multiple of 8 blocks exercise the tail loops."""
-    _native.set_paths(aes=aes)
     rng = random.Random(method + 3)
     sizes = (32, 96, 160) if method in (0x8000, 0x8001) else (16, 48, 80, 144, 272)
     for sector_size in sizes:
@@ -302,11 +320,14 @@ def test_crypt_sectors_small_sector_sizes(method, aes):
             data = rng.randbytes(n * sector_size)
             offset = rng.randrange(0, 1 << 40)
             for decrypt in (True, False):
-                assert _native.crypt_sectors(method, key, data, offset, sector_size, decrypt) == \
+                assert _native.crypt_sectors(method, key, data, offset, sector_size, decrypt, _aes=aes) == \
                     _pure.crypt_sectors(method, key, data, offset, sector_size, decrypt)
+            out = bytearray(len(data))
+            _native.crypt_sectors_into(method, key, data, offset, sector_size, True, out, _aes=aes)
+            assert out == _pure.crypt_sectors(method, key, data, offset, sector_size, True)
     if method in (0x8000, 0x8001):
         with pytest.raises(ValueError):
-            _native.crypt_sectors(method, bytes(METHODS[method]), bytes(96), 0, 48)
+            _native.crypt_sectors(method, bytes(METHODS[method]), bytes(96), 0, 48, _aes=aes)
 
 
 @needs_native
@@ -437,22 +458,21 @@ def test_ccm_against_cryptography(name, aes):
     aead = pytest.importorskip("cryptography.hazmat.primitives.ciphers.aead")
     rng = random.Random(3610)
     core = backend(name)
-    if aes:
-        core.set_paths(aes=aes)
+    force = {"_aes": aes} if aes else {}
     for length in (0, 1, 15, 16, 17, 28, 44, 60, 64, 76, 255):
         for key_len in (16, 24, 32):
             key, nonce, plain = rng.randbytes(key_len), rng.randbytes(12), rng.randbytes(length)
             sealed = aead.AESCCM(key, tag_length=16).encrypt(nonce, plain, None)
             ref_ct, ref_tag = sealed[:-16], sealed[-16:]
-            assert core.ccm_encrypt(key, nonce, plain) == (ref_ct, ref_tag)
-            assert core.ccm_decrypt(key, nonce, ref_ct, ref_tag) == plain
+            assert core.ccm_encrypt(key, nonce, plain, **force) == (ref_ct, ref_tag)
+            assert core.ccm_decrypt(key, nonce, ref_ct, ref_tag, **force) == plain
             bad = bytearray(ref_tag)
             bad[rng.randrange(16)] ^= 1 << rng.randrange(8)
-            assert core.ccm_decrypt(key, nonce, ref_ct, bytes(bad)) is None
+            assert core.ccm_decrypt(key, nonce, ref_ct, bytes(bad), **force) is None
             if length:
                 flipped = bytearray(ref_ct)
                 flipped[rng.randrange(length)] ^= 0x80
-                assert core.ccm_decrypt(key, nonce, bytes(flipped), ref_tag) is None
+                assert core.ccm_decrypt(key, nonce, bytes(flipped), ref_tag, **force) is None
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -469,21 +489,6 @@ def test_ccm_rejects_malformed_arguments(name):
 
 
 # --- Elephant diffuser --------------------------------------------------------------------------------
-
-DIFFUSER_A_ENC_OF_A = "f58aa15c1219f893c4ed355d363d8f831bcc0c4a82c6bbffcca321aada9e86ec"
-DIFFUSER_B_ENC_OF_A = "1d5a51ae0d0b6309f1f8661376af9ebd880b1274601f6841f5aaeb5273580133"
-
-
-def diffuser(name):
-    return _pure._diffuser_test if name == "pure" else _native._diffuser_test
-
-
-@pytest.mark.parametrize("name", BACKENDS)
-def test_diffuser_self_test(name):
-    sector = b"a" * 512
-    assert hashlib.sha256(diffuser(name)("a", False, sector)).hexdigest() == DIFFUSER_A_ENC_OF_A
-    assert hashlib.sha256(diffuser(name)("b", False, sector)).hexdigest() == DIFFUSER_B_ENC_OF_A
-
 
 @needs_native
 @pytest.mark.parametrize("size", [32, 48, 64, 512, 1024, 4096])
@@ -528,17 +533,16 @@ def test_expand_groups_native_vs_pure():
 
 
 @needs_native
-@pytest.mark.parametrize("path", ["auto", "scalar"])
+@pytest.mark.parametrize("path", [p for p in available_stretch_paths() if p in ("auto", "scalar", "shani")])
 def test_sha256_many(path):
-    _native.set_paths(stretch=path)
     rng = random.Random(9)
     for item_len in (1, 16, 32, 55, 56, 63, 64, 65, 119, 120, 200):
         data = rng.randbytes(item_len * 23)
         expected = b"".join(hashlib.sha256(data[i:i + item_len]).digest()
                             for i in range(0, len(data), item_len))
-        assert _native.sha256_many(data, item_len) == expected
+        assert _native.sha256_many(data, item_len, _sha=path) == expected
         assert _pure.sha256_many(data, item_len) == expected
-    assert _native.sha256_many(b"", 16) == b""
+    assert _native.sha256_many(b"", 16, _sha=path) == b""
     for mod in (_native, _pure):
         with pytest.raises(ValueError):
             mod.sha256_many(bytes(17), 16)
@@ -548,42 +552,101 @@ def test_sha256_many(path):
 
 @needs_native
 def test_recovery_candidates_pipeline():
-    """expand_groups -> sha256_many -> stretch_many gives the doc vector's key."""
-    pw = [111111, 222222, 333333, 444444, 555555, 666666, 111111, 222222]
+    """expand_groups -> sha256_many -> stretch_many gives the key of the project notes' vector
+    (tests/vectors/bitlocker_stretch_notes.json) for the right candidate only."""
+    (v,) = load_vectors("bitlocker_stretch_notes.json")
+    pw = [int(g) for g in v["recovery_password"].split("-")]
     groups = [[g // 11] for g in pw]
-    groups[2] = [333333 // 11 - 1, 333333 // 11, 333333 // 11 + 1]
+    groups[2] = [pw[2] // 11 - 1, pw[2] // 11, pw[2] // 11 + 1]
     key16s = _native.expand_groups(groups)
     initials = _native.sha256_many(key16s, 16)
-    assert initials[32:64] == recovery_initial("-".join(map(str, pw)))
+    assert initials[32:64] == recovery_initial(v["recovery_password"])
     keys = _native.stretch_many([initials[i:i + 32] for i in range(0, len(initials), 32)],
-                                SALT_10_1F, FULL_ROUNDS)
-    assert [k.hex() == DOC_VECTOR_KEY for k in keys] == [False, True, False]
+                                bytes.fromhex(v["salt"]), v["rounds"])
+    assert v["rounds"] == FULL_ROUNDS
+    assert [k.hex() == v["key"] for k in keys] == [False, True, False]
 
 
-# --- features / paths ---------------------------------------------------------------------------------
+# --- test hooks: features and per-call kernel paths --------------------------------------------------
 
 
 @needs_native
-def test_features_and_set_paths():
-    f = _native.features()
-    for flag in ("sha_ni", "aesni", "avx2", "avx512", "vaes"):
+def test_features_and_forced_paths():
+    """_features() reports the CPU and kernels; kernel paths are forced per call only (no
+    process-wide setting is left to leak between callers), and a bad or missing path is a
+    ValueError on every function that takes one."""
+    f = _native._features()
+    for flag in ("sha_ni", "aesni", "avx2", "avx512", "vaes", "calibrated"):
         assert isinstance(f[flag], bool)
-    assert f["stretch"] == "auto" and f["aes"] == "auto"
+    assert not {"stretch", "aes"} & set(f)  # the old forced-path fields
+    assert not hasattr(_native, "set_paths") and not hasattr(_native, "features")
     assert isinstance(f["kernels"], dict) and "scalar" in f["kernels"]
-    prev = _native.set_paths(stretch="scalar", aes="scalar")
-    assert prev == {"stretch": "auto", "aes": "auto"}
-    assert _native.features()["stretch"] == "scalar"
-    assert _native.features()["aes_path"] == "scalar"
-    assert _native.set_paths(**prev) == {"stretch": "scalar", "aes": "scalar"}
-    assert _native.features()["stretch"] == "auto"
-    with pytest.raises(ValueError):
-        _native.set_paths(stretch="quantum")
-    with pytest.raises(ValueError):
-        _native.set_paths(aes="gpu")
-    for path, flag in (("shani", "sha_ni"), ("avx2", "avx2"), ("avx512", "avx512")):
-        if not f[flag]:
-            with pytest.raises(ValueError):
-                _native.set_paths(stretch=path)
+    assert {k["path"] for k in f["kernels"].values()} | {"auto"} == set(f["sha_paths"])
+    assert sorted(f["sha_paths"]) == sorted(available_stretch_paths())
+    assert sorted(f["aes_paths"]) == sorted(available_aes_paths())
+    assert f["stretch_single_path"] == ("shani" if f["sha_ni"] else "auto")
+    assert f["aes_path"] == ("aesni" if f["aesni"] else "scalar")
+    _native._calibrate()
+    assert _native._features()["calibrated"] is True
+
+    salt, initial, key = bytes(16), bytes(32), bytes(32)
+    sha_calls = [lambda p: _native.stretch(initial, salt, 3, _sha=p),
+                 lambda p: _native.stretch_many([initial], salt, 3, _sha=p),
+                 lambda p: _native.sha256_many(initial, 16, _sha=p)]
+    aes_calls = [lambda p: _native.crypt_sectors(0x8004, key, bytes(512), 0, 512, _aes=p),
+                 lambda p: _native.crypt_sectors_into(0x8004, key, bytes(512), 0, 512, True, bytearray(512), _aes=p),
+                 lambda p: _native.ccm_decrypt(key, bytes(12), b"x", bytes(16), _aes=p),
+                 lambda p: _native.ccm_encrypt(key, bytes(12), b"x", _aes=p)]
+    for call in sha_calls:
+        with pytest.raises(ValueError, match="unknown _sha path"):
+            call("quantum")
+        for path, flag in (("shani", "sha_ni"), ("avx2", "avx2"), ("avx512", "avx512")):
+            if not f[flag]:
+                with pytest.raises(ValueError, match="not available"):
+                    call(path)
+    for call in aes_calls:
+        with pytest.raises(ValueError, match="unknown _aes path"):
+            call("gpu")
+        if not f["aesni"]:
+            with pytest.raises(ValueError, match="not available"):
+                call("aesni")
+    for lanes in ("avx2", "avx512"):  # sha256_many hashes one item per call: no lane kernels
+        with pytest.raises(ValueError, match="no %s path" % lanes):
+            _native.sha256_many(initial, 16, _sha=lanes)
+    with pytest.raises(TypeError):  # keyword-only: a path can never be passed by position
+        _native.crypt_sectors(0x8004, key, bytes(512), 0, 512, True, "scalar")
+    with pytest.raises(TypeError):
+        _native.stretch(initial, salt, 3, "scalar")
+
+
+@needs_native
+def test_forced_paths_are_per_call_across_threads():
+    """Threads forcing different paths at the same time each get correct results: the choice
+    travels with the call, not through shared state."""
+    rng = random.Random(12)
+    salt = rng.randbytes(16)
+    initials = [rng.randbytes(32) for _ in range(9)]
+    ref = [_pure.stretch(i, salt, 2000) for i in initials]
+    key, data = rng.randbytes(32), rng.randbytes(64 * 512)
+    plain = _pure.crypt_sectors(0x8004, key, data, 512 * 7, 512)
+    errors = []
+
+    def work(sha, aes):
+        try:
+            for _ in range(3):
+                assert _native.stretch_many(initials, salt, 2000, _sha=sha) == ref
+                assert _native.crypt_sectors(0x8004, key, data, 512 * 7, 512, _aes=aes) == plain
+        except Exception as exc:  # reported below, in the test's thread
+            errors.append((sha, aes, exc))
+
+    shas, aess = available_stretch_paths(), available_aes_paths()
+    threads = [threading.Thread(target=work, args=(shas[i % len(shas)], aess[i % len(aess)]))
+               for i in range(max(len(shas), len(aess)) * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
 
 
 def test_load_prefers_native_unless_pure_forced(monkeypatch):

@@ -1,5 +1,8 @@
 """Pure-Python twin of the optimised core: same functions, same results, no compiler needed.
 
+Its public functions are exactly those of the contract (:class:`bitlocker_tools._core.Core`,
+``_contract.py``), with the same signatures; helpers start with an underscore.
+
 This is what runs in WinPE or wherever the C extension is absent. It is still written for speed:
 AES runs as one ECB call per batch (pycryptodome, AES-NI inside), and the per-sector parts (CBC
 IVs, XTS tweak chains, the Elephant diffuser) are vectorised across sectors with numpy, because a
@@ -11,9 +14,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import struct
+from typing import Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 from Crypto.Cipher import AES
+
+from ._contract import ReadableBuffer, WritableBuffer
 
 _DIFFUSER_A_ROT = (9, 0, 13, 0)
 _DIFFUSER_B_ROT = (0, 10, 0, 25)
@@ -22,7 +28,7 @@ _BATCH = 2 << 20  # bytes per numpy pass (measured best on the 2-core Zen 4 mach
 _BATCH_DIFFUSER = 4 << 20  # measured best on Zen 3 (1 MiB on Zen 4): fewer, longer numpy calls
 
 
-def stretch(initial: bytes, salt: bytes, rounds: int) -> bytes:
+def stretch(initial: ReadableBuffer, salt: ReadableBuffer, rounds: int) -> bytes:
     """BitLocker's key stretch: ``rounds`` SHA-256 calls over last||initial||salt||count."""
     sha256 = hashlib.sha256
     middle = bytes(initial) + bytes(salt)
@@ -33,7 +39,8 @@ def stretch(initial: bytes, salt: bytes, rounds: int) -> bytes:
     return last
 
 
-def stretch_many(initials: list[bytes], salt: bytes, rounds: int) -> list[bytes]:
+def stretch_many(initials: Iterable[ReadableBuffer], salt: ReadableBuffer, rounds: int) -> list[bytes]:
+    """:func:`stretch` of each candidate, in order (one chain at a time: hashlib has no lanes)."""
     return [stretch(i, salt, rounds) for i in initials]
 
 
@@ -116,8 +123,8 @@ def _xts_tweaks(key2: bytes, first_sector: int, n: int, bps: int) -> np.ndarray:
         lo, hi = _times_alpha(firsts[:, :, 0:1], firsts[:, :, 1:2], _SHIFTS[: run - 1])
         out[:, :, 1:, 0] = lo
         out[:, :, 1:, 1] = hi
-    out = out.reshape(n, runs * run, 2)
-    return out if runs * run == bps else out[:, :bps]
+    flat = out.reshape(n, runs * run, 2)
+    return flat if runs * run == bps else flat[:, :bps]
 
 
 def _xts(key: bytes, data, offset: int, sector_size: int, decrypt: bool, out: memoryview) -> None:
@@ -197,12 +204,12 @@ def _diffuse(words: np.ndarray, passes: int, a: int, b: int, rot: tuple[int, ...
             op(words[i], tmp, out=words[i])
 
 
-def diffuser_a(words: np.ndarray, decrypt: bool) -> None:
+def _diffuser_a(words: np.ndarray, decrypt: bool) -> None:
     """Elephant diffuser A: 5 cycles of d[i] += d[i-2] ^ rotl(d[i-5], (9, 0, 13, 0)[i % 4])."""
     _diffuse(words, 5, -2, -5, _DIFFUSER_A_ROT, decrypt)
 
 
-def diffuser_b(words: np.ndarray, decrypt: bool) -> None:
+def _diffuser_b(words: np.ndarray, decrypt: bool) -> None:
     """Elephant diffuser B: 3 cycles of d[i] += d[i+2] ^ rotl(d[i+5], (0, 10, 0, 25)[i % 4])."""
     _diffuse(words, 3, 2, 5, _DIFFUSER_B_ROT, decrypt)
 
@@ -215,21 +222,21 @@ def _elephant(fvek: bytes, tweak: bytes, data, offset: int, sector_size: int, de
         _cbc(fvek, data, offset, sector_size, True, out)
         sectors = np.frombuffer(out, dtype="<u4").reshape(n, -1)
         words = sectors.T.copy()  # (words, sectors): each diffuser step runs on all sectors
-        diffuser_b(words, True)
-        diffuser_a(words, True)
+        _diffuser_b(words, True)
+        _diffuser_a(words, True)
         np.bitwise_xor(words.T, keys, out=sectors)  # the sector key, and back to sector order
         return
     words = np.bitwise_xor(np.frombuffer(data, dtype="<u4").reshape(n, -1), keys).T.copy()
-    diffuser_a(words, False)
-    diffuser_b(words, False)
+    _diffuser_a(words, False)
+    _diffuser_b(words, False)
     _cbc(fvek, memoryview(words.T.tobytes()), offset, sector_size, False, out)
 
 
 _KERNELS = {0x8002: _cbc, 0x8003: _cbc, 0x8004: _xts, 0x8005: _xts}
 
 
-def crypt_sectors_into(method: int, key: bytes, data: bytes | bytearray | memoryview, offset: int,
-                       sector_size: int, decrypt: bool, out: bytearray | memoryview) -> None:
+def crypt_sectors_into(method: int, key: ReadableBuffer, data: ReadableBuffer, offset: int,
+                       sector_size: int, decrypt: bool, out: WritableBuffer) -> None:
     """Decrypt (or encrypt) whole sectors stored at volume byte ``offset`` into ``out``.
 
     ``key`` is the method's key material: CBC the FVEK; XTS key1||key2; diffuser FVEK||TWEAK
@@ -270,7 +277,7 @@ def crypt_sectors_into(method: int, key: bytes, data: bytes | bytearray | memory
         kernel(src[pos : pos + batch], dst[pos : pos + batch], offset + pos)
 
 
-def crypt_sectors(method: int, key: bytes, data: bytes | bytearray | memoryview, offset: int,
+def crypt_sectors(method: int, key: ReadableBuffer, data: ReadableBuffer, offset: int,
                   sector_size: int, decrypt: bool = True) -> bytearray:
     """Decrypt (or encrypt) whole sectors stored at volume byte ``offset``, into a new buffer.
 
@@ -285,7 +292,7 @@ def crypt_sectors(method: int, key: bytes, data: bytes | bytearray | memoryview,
 # --- key blobs -----------------------------------------------------------------------------------
 
 
-def _ccm_check(key: bytes, nonce: bytes, data) -> None:
+def _ccm_check(key: ReadableBuffer, nonce: ReadableBuffer, data: ReadableBuffer) -> None:
     if len(key) not in (16, 24, 32):
         raise ValueError(f"invalid AES key length ({len(key)} bytes)")
     if len(nonce) != 12:
@@ -294,7 +301,8 @@ def _ccm_check(key: bytes, nonce: bytes, data) -> None:
         raise ValueError("data too long for a 3-byte CCM length")
 
 
-def ccm_decrypt(key: bytes, nonce: bytes, data: bytes, mac: bytes) -> bytes | None:
+def ccm_decrypt(key: ReadableBuffer, nonce: ReadableBuffer, data: ReadableBuffer,
+                mac: ReadableBuffer) -> Optional[bytes]:
     """AES-CCM decryption of a BitLocker key blob (12-byte nonce, 16-byte tag, no associated
     data); None when the tag does not verify."""
     _ccm_check(key, nonce, data)
@@ -307,7 +315,7 @@ def ccm_decrypt(key: bytes, nonce: bytes, data: bytes, mac: bytes) -> bytes | No
         return None
 
 
-def ccm_encrypt(key: bytes, nonce: bytes, data: bytes) -> tuple[bytes, bytes]:
+def ccm_encrypt(key: ReadableBuffer, nonce: ReadableBuffer, data: ReadableBuffer) -> Tuple[bytes, bytes]:
     """AES-CCM encryption as BitLocker wraps a key: (ciphertext, tag)."""
     _ccm_check(key, nonce, data)
     cipher = AES.new(bytes(key), AES.MODE_CCM, nonce=bytes(nonce), mac_len=16)
@@ -317,42 +325,42 @@ def ccm_encrypt(key: bytes, nonce: bytes, data: bytes) -> tuple[bytes, bytes]:
 # --- candidate search and allocation-free helpers (same interface as the C core) ----------------
 
 
-def expand_groups(groups: list[list[int]]) -> bytes:
+def expand_groups(groups: Sequence[Sequence[int]]) -> bytes:
     """All key16 values for 8 groups of candidate words, concatenated.
 
     ``groups`` holds, for each of the 8 recovery-password groups, the candidate 16-bit words
     (group value / 11). Every combination becomes 8 little-endian u16 (16 bytes), in
     lexicographic order with group 0 varying slowest (``itertools.product`` order).
     """
-    groups = [list(g) for g in groups]
-    if len(groups) != 8:
+    lists = [list(g) for g in groups]
+    if len(lists) != 8:
         raise ValueError("groups must hold exactly 8 groups")
-    for i, g in enumerate(groups):
+    for i, g in enumerate(lists):
         for v in g:
             v = int(v)
             if not 0 <= v <= 0xFFFF:
                 raise ValueError(f"group {i}: word {v} is not in 0..65535")
     pack = struct.Struct("<8H").pack
-    return b"".join(pack(*combo) for combo in itertools.product(*groups))
+    return b"".join(pack(*combo) for combo in itertools.product(*lists))
 
 
-def sha256_many(data: bytes | bytearray | memoryview, item_len: int) -> bytes:
+def sha256_many(data: ReadableBuffer, item_len: int) -> bytes:
     """SHA-256 of each consecutive ``item_len``-byte item of ``data``, digests concatenated."""
-    data = memoryview(data).cast("B")
-    if item_len <= 0 or len(data) % item_len:
+    view = memoryview(data).cast("B")
+    if item_len <= 0 or len(view) % item_len:
         raise ValueError("item_len must be positive and divide the length of data")
     sha256 = hashlib.sha256
-    return b"".join(sha256(data[i:i + item_len]).digest() for i in range(0, len(data), item_len))
+    return b"".join(sha256(view[i:i + item_len]).digest() for i in range(0, len(view), item_len))
 
 
-def _diffuser_test(which: str, decrypt: bool, data: bytes) -> bytearray:
+def _diffuser_test(which: str, decrypt: bool, data: ReadableBuffer) -> bytearray:
     """One Elephant diffuser ('a' or 'b') over ``data`` as a single sector (the pure twin of
     the native ``_diffuser_test`` hook)."""
     words = np.frombuffer(bytes(data), dtype="<u4").reshape(-1, 1).copy()
     if which == "a":
-        diffuser_a(words, decrypt)
+        _diffuser_a(words, decrypt)
     elif which == "b":
-        diffuser_b(words, decrypt)
+        _diffuser_b(words, decrypt)
     else:
         raise ValueError("which must be 'a' or 'b'")
     return bytearray(words.astype("<u4").tobytes())

@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 from .._core import load
 from ..format.constants import STRETCH_ROUNDS
+
+if TYPE_CHECKING:
+    from .._core import Core
 
 
 def password_initial(password: str) -> bytes:
@@ -24,11 +27,11 @@ def recovery_initial(key16: bytes) -> bytes:
     return hashlib.sha256(key16).digest()
 
 
-def stretch(initial: bytes, salt: bytes, core: ModuleType | None = None) -> bytes:
+def stretch(initial: bytes, salt: bytes, core: Core | None = None) -> bytes:
     return (core or load()).stretch(initial, salt, STRETCH_ROUNDS)
 
 
-def stretch_batch(initials: list[bytes], salt: bytes, core: ModuleType | None = None,
+def stretch_batch(initials: list[bytes], salt: bytes, core: Core | None = None,
                   workers: int | None = None, rounds: int = STRETCH_ROUNDS) -> list[bytes]:
     """Stretch many candidates against one salt on all cores; results in input order.
 

@@ -59,6 +59,8 @@ typedef struct {
     int vaes;     /* VAES + AVX-512 F/VL/BW (zmm AES) */
 } bt_cpu_t;
 
+/* Written once by bt_cpu_detect(), which the module's init function calls with the GIL held before
+ * any function can run; read-only afterwards. */
 extern bt_cpu_t bt_cpu;
 void bt_cpu_detect(void);
 /* vzeroupper when the CPU has AVX: called before legacy-SSE-encoded kernels (SHA-NI, AES-NI),
@@ -129,22 +131,26 @@ void bt_lanes_avx512_16(const uint32_t *init_w, const uint32_t salt_w[4], uint64
 /* Planner (bt_stretch.c): the kernels, their measured cost, and a batch schedule. */
 typedef struct {
     const char *name;
-    int path;      /* BT_PATH_* family */
-    int lanes;     /* candidates per call */
-    int available; /* usable on this CPU */
-    double cost;   /* measured seconds per round per call (0: not measured) */
+    int path;    /* BT_PATH_* family */
+    int lanes;   /* candidates per call */
+    double cost; /* seconds per round per call: a default until bt_stretch_calibrate() */
 } bt_kinfo;
 
 int bt_stretch_nkernels(void);
-bt_kinfo *bt_stretch_kernel(int i);
+const bt_kinfo *bt_stretch_kernel(int i);
+int bt_stretch_kernel_available(int i); /* from bt_cpu: 1 when this CPU runs kernel i */
 int bt_stretch_find_kernel(const char *name);
+/* Measure every available kernel once per process (about 50 ms); later calls return at once.
+ * Call it with the GIL held: it writes the kernel costs that bt_stretch_plan_run() reads. */
 void bt_stretch_calibrate(void);
+int bt_stretch_calibrated(void);
 /* Run kernel i on `take` (<= lanes) candidates, padding the call. */
 void bt_stretch_run_kernel(int i, const uint32_t *init_w, size_t take, const uint32_t salt_w[4],
                            uint64_t rounds, uint32_t *out_w);
 /* Stretch n candidates with the kernels of `path` (BT_PATH_AUTO: all available), choosing the
- * cheapest sequence of kernel calls from the calibrated costs. Returns -1 when `path` has no
- * kernel on this CPU, -2 on allocation failure. */
+ * cheapest sequence of kernel calls from the kernel costs (call bt_stretch_calibrate() first,
+ * with the GIL held; this function only reads them and may run without the GIL). Returns -1
+ * when `path` has no kernel on this CPU, -2 on allocation failure. */
 int bt_stretch_plan_run(int path, const uint32_t *init_w, size_t n, const uint32_t salt_w[4],
                         uint64_t rounds, uint32_t *out_w);
 

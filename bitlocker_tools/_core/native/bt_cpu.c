@@ -1,6 +1,8 @@
 /* Run-time CPU feature detection (cpuid + xgetbv) and a wipe that is not optimised away. */
 #include "bt_common.h"
 
+/* Written once by bt_cpu_detect() at module init, read-only afterwards (docs/architecture.md,
+ * "The C core's process-wide state"). */
 bt_cpu_t bt_cpu;
 
 void bt_wipe(void *p, size_t n)
@@ -45,37 +47,41 @@ static uint64_t xgetbv0(void)
 
 void bt_cpu_detect(void)
 {
+    /* Filled in a local and stored once: the module calls this from its init function (the GIL
+     * held, before any function can run), and bt_cpu is read-only from then on. */
+    bt_cpu_t c;
     unsigned r[4], max_leaf;
     int sse41, aes, osxsave, avx, ymm_os = 0, zmm_os = 0;
-    memset(&bt_cpu, 0, sizeof bt_cpu);
+    memset(&c, 0, sizeof c);
     cpuid(0, 0, r);
     max_leaf = r[0];
-    if (max_leaf < 1)
-        return;
-    cpuid(1, 0, r);
-    sse41 = (r[2] >> 19) & 1;
-    aes = (r[2] >> 25) & 1;
-    osxsave = (r[2] >> 27) & 1;
-    avx = (r[2] >> 28) & 1;
-    if (osxsave) {
-        uint64_t xcr0 = xgetbv0();
-        ymm_os = (xcr0 & 0x6) == 0x6;
-        zmm_os = (xcr0 & 0xe6) == 0xe6;
+    if (max_leaf >= 1) {
+        cpuid(1, 0, r);
+        sse41 = (r[2] >> 19) & 1;
+        aes = (r[2] >> 25) & 1;
+        osxsave = (r[2] >> 27) & 1;
+        avx = (r[2] >> 28) & 1;
+        if (osxsave) {
+            uint64_t xcr0 = xgetbv0();
+            ymm_os = (xcr0 & 0x6) == 0x6;
+            zmm_os = (xcr0 & 0xe6) == 0xe6;
+        }
+        c.aesni = sse41 && aes;
+        c.avx = avx && ymm_os;
+        if (max_leaf >= 7) {
+            unsigned b, cx;
+            cpuid(7, 0, r);
+            b = r[1];
+            cx = r[2];
+            c.sha_ni = sse41 && ((b >> 29) & 1);
+            c.avx2 = avx && ymm_os && ((b >> 5) & 1);
+            /* AVX-512 F (b16) and VL (b31) */
+            c.avx512 = c.avx2 && zmm_os && ((b >> 16) & 1) && ((b >> 31) & 1);
+            /* VAES (c9) with AVX-512 BW (b30) for the zmm AES path */
+            c.vaes = c.avx512 && c.aesni && ((cx >> 9) & 1) && ((b >> 30) & 1);
+        }
     }
-    bt_cpu.aesni = sse41 && aes;
-    bt_cpu.avx = avx && ymm_os;
-    if (max_leaf >= 7) {
-        unsigned b, c;
-        cpuid(7, 0, r);
-        b = r[1];
-        c = r[2];
-        bt_cpu.sha_ni = sse41 && ((b >> 29) & 1);
-        bt_cpu.avx2 = avx && ymm_os && ((b >> 5) & 1);
-        /* AVX-512 F (b16) and VL (b31) */
-        bt_cpu.avx512 = bt_cpu.avx2 && zmm_os && ((b >> 16) & 1) && ((b >> 31) & 1);
-        /* VAES (c9) with AVX-512 BW (b30) for the zmm AES path */
-        bt_cpu.vaes = bt_cpu.avx512 && bt_cpu.aesni && ((c >> 9) & 1) && ((b >> 30) & 1);
-    }
+    bt_cpu = c;
 }
 
 BT_TARGET("avx") static void zeroupper_avx(void) { _mm256_zeroupper(); }

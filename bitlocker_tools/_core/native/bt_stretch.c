@@ -43,61 +43,45 @@ enum {
     K_COUNT
 };
 
+/* The kernel table. `cost` starts at a rough default (seconds per round per call) and is
+ * overwritten once by bt_stretch_calibrate(); it is the planner's only mutable state. Every caller
+ * runs bt_stretch_calibrate() with the GIL held before it releases the GIL to plan, so the writes
+ * happen once, under the GIL, before any reader without it (docs/architecture.md, "The C core's
+ * process-wide state"). Which kernels this CPU can run is not stored: it is read from bt_cpu. */
+#define MS(x) ((x)*1e-3 / 1048576)
 static bt_kinfo kernels[K_COUNT] = {
-    {"scalar", BT_PATH_SCALAR, 1, 1, 0.0},      {"shani1", BT_PATH_SHANI, 1, 0, 0.0},
-    {"shani2", BT_PATH_SHANI, 2, 0, 0.0},       {"shani3", BT_PATH_SHANI, 3, 0, 0.0},
-    {"shani4", BT_PATH_SHANI, 4, 0, 0.0},       {"shani6", BT_PATH_SHANI, 6, 0, 0.0},
-    {"shani3_vl", BT_PATH_SHANI, 3, 0, 0.0},    {"shani4_vl", BT_PATH_SHANI, 4, 0, 0.0},
-    {"shani6_vl", BT_PATH_SHANI, 6, 0, 0.0},
-    {"avx2_8", BT_PATH_AVX2, 8, 0, 0.0},        {"avx512vl_8", BT_PATH_AVX512, 8, 0, 0.0},
-    {"avx512_16", BT_PATH_AVX512, 16, 0, 0.0},
+    {"scalar", BT_PATH_SCALAR, 1, MS(400)},        {"shani1", BT_PATH_SHANI, 1, MS(75)},
+    {"shani2", BT_PATH_SHANI, 2, 2 * MS(45)},      {"shani3", BT_PATH_SHANI, 3, 3 * MS(40)},
+    {"shani4", BT_PATH_SHANI, 4, 4 * MS(33)},      {"shani6", BT_PATH_SHANI, 6, 6 * MS(30)},
+    {"shani3_vl", BT_PATH_SHANI, 3, 3 * MS(40)},   {"shani4_vl", BT_PATH_SHANI, 4, 4 * MS(33)},
+    {"shani6_vl", BT_PATH_SHANI, 6, 6 * MS(30)},
+    {"avx2_8", BT_PATH_AVX2, 8, 8 * MS(75)},       {"avx512vl_8", BT_PATH_AVX512, 8, 8 * MS(42)},
+    {"avx512_16", BT_PATH_AVX512, 16, 16 * MS(30)},
 };
-static int availability_set, calibrated;
+#undef MS
+static int calibrated; /* set once, with the GIL held, when the costs above are measured */
 
-static void set_availability(void)
+int bt_stretch_kernel_available(int i)
 {
-    if (availability_set)
-        return;
 #if BT_X86
-    {
-        int i;
-        for (i = K_SHANI1; i <= K_SHANI6; i++)
-            kernels[i].available = bt_cpu.sha_ni;
-        /* the same kernels built with AVX-512VL (spills to xmm16-31); measured, not assumed */
-        for (i = K_SHANI3_VL; i <= K_SHANI6_VL; i++)
-            kernels[i].available = bt_cpu.sha_ni && bt_cpu.avx512;
-        kernels[K_AVX2_8].available = bt_cpu.avx2;
-        kernels[K_AVX512VL_8].available = bt_cpu.avx512;
-        kernels[K_AVX512_16].available = bt_cpu.avx512;
-    }
+    if (i >= K_SHANI1 && i <= K_SHANI6)
+        return bt_cpu.sha_ni;
+    /* the same kernels built with AVX-512VL (spills to xmm16-31); measured, not assumed */
+    if (i >= K_SHANI3_VL && i <= K_SHANI6_VL)
+        return bt_cpu.sha_ni && bt_cpu.avx512;
+    if (i == K_AVX2_8)
+        return bt_cpu.avx2;
+    if (i == K_AVX512VL_8 || i == K_AVX512_16)
+        return bt_cpu.avx512;
 #endif
-    /* rough defaults (seconds per round per call) until calibrated */
-    kernels[K_SCALAR].cost = 400e-3 / 1048576;
-    kernels[K_SHANI1].cost = 75e-3 / 1048576;
-    kernels[K_SHANI2].cost = 2 * 45e-3 / 1048576;
-    kernels[K_SHANI3].cost = 3 * 40e-3 / 1048576;
-    kernels[K_SHANI4].cost = 4 * 33e-3 / 1048576;
-    kernels[K_SHANI6].cost = 6 * 30e-3 / 1048576;
-    kernels[K_SHANI3_VL].cost = 3 * 40e-3 / 1048576;
-    kernels[K_SHANI4_VL].cost = 4 * 33e-3 / 1048576;
-    kernels[K_SHANI6_VL].cost = 6 * 30e-3 / 1048576;
-    kernels[K_AVX2_8].cost = 8 * 75e-3 / 1048576;
-    kernels[K_AVX512VL_8].cost = 8 * 42e-3 / 1048576;
-    kernels[K_AVX512_16].cost = 16 * 30e-3 / 1048576;
-    availability_set = 1;
+    return i == K_SCALAR;
 }
 
-int bt_stretch_nkernels(void)
-{
-    set_availability();
-    return K_COUNT;
-}
+int bt_stretch_calibrated(void) { return calibrated; }
 
-bt_kinfo *bt_stretch_kernel(int i)
-{
-    set_availability();
-    return (i >= 0 && i < K_COUNT) ? &kernels[i] : NULL;
-}
+int bt_stretch_nkernels(void) { return K_COUNT; }
+
+const bt_kinfo *bt_stretch_kernel(int i) { return (i >= 0 && i < K_COUNT) ? &kernels[i] : NULL; }
 
 int bt_stretch_find_kernel(const char *name)
 {
@@ -177,7 +161,6 @@ void bt_stretch_calibrate(void)
     uint32_t in[16 * 8], out[16 * 8], salt[4] = {1, 2, 3, 4};
     double best[K_COUNT];
     int i, rep;
-    set_availability();
     if (calibrated)
         return;
     memset(in, 0x5a, sizeof in);
@@ -190,7 +173,7 @@ void bt_stretch_calibrate(void)
         for (i = 0; i < K_COUNT; i++) {
             const uint64_t rounds = i == K_SCALAR ? 2048 : 16384;
             double t0, t;
-            if (!kernels[i].available)
+            if (!bt_stretch_kernel_available(i))
                 continue;
             t0 = now();
             call_kernel(i, in, salt, rounds, out);
@@ -200,7 +183,7 @@ void bt_stretch_calibrate(void)
         }
     }
     for (i = 0; i < K_COUNT; i++)
-        if (kernels[i].available && best[i] > 0 && best[i] < 1e30)
+        if (bt_stretch_kernel_available(i) && best[i] > 0 && best[i] < 1e30)
             kernels[i].cost = best[i];
     bt_wipe(out, sizeof out);
     calibrated = 1;
@@ -213,9 +196,8 @@ int bt_stretch_plan_run(int path, const uint32_t *init_w, size_t n, const uint32
     double *cost;
     signed char *choice;
     size_t m;
-    set_availability();
     for (i = 0; i < K_COUNT; i++)
-        if (kernels[i].available && (path == BT_PATH_AUTO || kernels[i].path == path))
+        if (bt_stretch_kernel_available(i) && (path == BT_PATH_AUTO || kernels[i].path == path))
             usable[nusable++] = i;
     if (!nusable)
         return -1;
@@ -230,7 +212,8 @@ int bt_stretch_plan_run(int path, const uint32_t *init_w, size_t n, const uint32
         }
         return 0;
     }
-    bt_stretch_calibrate();
+    /* costs as calibrated by the caller (under the GIL), or the defaults: any plan is correct,
+     * the costs only make it fast */
     cost = (double *)malloc((n + 1) * sizeof(double));
     choice = (signed char *)malloc(n + 1);
     if (!cost || !choice) {

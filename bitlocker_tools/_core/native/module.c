@@ -1,16 +1,23 @@
 /* bitlocker_tools._core._native: the C twin of bitlocker_tools/_core/_pure.py (plus the search
  * helpers). Same functions, same results; the GIL is released while
- * computing. */
+ * computing.
+ *
+ * The module keeps no mutable state of its own. Which kernels a call uses is chosen per call: by
+ * default from the CPU, or forced by the keyword-only test/benchmark arguments `_sha=` and
+ * `_aes=` (kept out of the typed contract, bitlocker_tools/_core/_contract.py, because the pure
+ * twin has no paths). The only process-wide data are the CPU features and the stretch planner's
+ * one-time calibration, both written once with the GIL held (docs/architecture.md, "The C
+ * core's process-wide state"). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include "bt_common.h"
 
-static int g_stretch_path = BT_PATH_AUTO; /* forced stretch path, BT_PATH_AUTO = choose */
-static int g_aes_path = 0;                /* 0 auto, 1 aesni, 2 scalar */
-
-static const char *const stretch_names[] = {"auto", "scalar", "shani", "avx2", "avx512"};
+/* `_sha=` names, indexed by BT_PATH_*; `_aes=` names */
+static const char *const sha_names[] = {"auto", "scalar", "shani", "avx2", "avx512"};
 static const char *const aes_names[] = {"auto", "aesni", "scalar"};
+#define N_SHA_PATHS 5
+#define N_AES_PATHS 3
 
 /* ---- helpers ------------------------------------------------------------------------------------ */
 
@@ -64,31 +71,79 @@ static void words_from_be(uint32_t *w, const uint8_t *p, size_t nwords)
         w[i] = bt_load_be32(p + 4 * i);
 }
 
-static int aes_use_ni(void)
+static int sha_path_available(int path)
 {
-    if (g_aes_path == 2)
+    switch (path) {
+    case BT_PATH_SHANI:
+        return bt_cpu.sha_ni;
+    case BT_PATH_AVX2:
+        return bt_cpu.avx2;
+    case BT_PATH_AVX512:
+        return bt_cpu.avx512;
+    default:
+        return 1;
+    }
+}
+
+/* The `_sha=` argument of `func`: a BT_PATH_*, or -1 with ValueError set (unknown name, a lane
+ * path where `lanes_ok` is 0, or a path this CPU lacks). */
+static int sha_path_arg(const char *name, const char *func, int lanes_ok)
+{
+    int i;
+    for (i = 0; i < N_SHA_PATHS; i++)
+        if (strcmp(name, sha_names[i]) == 0)
+            break;
+    if (i == N_SHA_PATHS) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: unknown _sha path '%s' (auto, scalar, shani, avx2 or avx512)", func,
+                     name);
+        return -1;
+    }
+    if (!lanes_ok && (i == BT_PATH_AVX2 || i == BT_PATH_AVX512)) {
+        PyErr_Format(PyExc_ValueError, "%s has no %s path (auto, scalar or shani)", func, name);
+        return -1;
+    }
+    if (!sha_path_available(i)) {
+        PyErr_Format(PyExc_ValueError, "_sha path %s is not available on this CPU", name);
+        return -1;
+    }
+    return i;
+}
+
+/* The `_aes=` argument: 1 for AES-NI, 0 for the portable AES, -1 with ValueError set. */
+static int aes_ni_arg(const char *name)
+{
+    if (strcmp(name, "auto") == 0)
+        return bt_cpu.aesni;
+    if (strcmp(name, "scalar") == 0)
         return 0;
-    return bt_cpu.aesni;
+    if (strcmp(name, "aesni") == 0) {
+        if (!bt_cpu.aesni) {
+            PyErr_SetString(PyExc_ValueError, "_aes path aesni is not available on this CPU");
+            return -1;
+        }
+        return 1;
+    }
+    PyErr_Format(PyExc_ValueError, "unknown _aes path '%s' (auto, aesni or scalar)", name);
+    return -1;
 }
 
-/* Choose the stretch for n candidates under the current forced path. With the GIL held. */
-static int effective_stretch_path(size_t n)
+/* The stretch path `auto` takes for n candidates: one candidate runs the single-chain SHA-NI
+ * kernel directly, anything else goes through the planner. */
+static int auto_stretch_path(size_t n)
 {
-    if (g_stretch_path != BT_PATH_AUTO)
-        return g_stretch_path;
-    if (n == 1 && bt_cpu.sha_ni)
-        return BT_PATH_SHANI;
-    return BT_PATH_AUTO;
+    return n == 1 && bt_cpu.sha_ni ? BT_PATH_SHANI : BT_PATH_AUTO;
 }
 
-/* Core of stretch / stretch_many: n candidates of 32 bytes at `init` (contiguous). */
+/* Core of stretch / stretch_many: n candidates of 32 bytes at `init` (contiguous), with the
+ * kernels of `path` (a BT_PATH_* the CPU has, from sha_path_arg). With the GIL held. */
 static PyObject *do_stretch(const uint8_t *init, size_t n, const uint8_t *salt, uint64_t rounds,
-                            int as_list)
+                            int as_list, int path)
 {
     uint32_t *in_w = NULL, *out_w = NULL, salt_w[4];
     PyObject *res = NULL;
     size_t i;
-    int path, rc;
+    int rc;
     in_w = (uint32_t *)PyMem_Malloc((n ? n : 1) * 32);
     out_w = (uint32_t *)PyMem_Malloc((n ? n : 1) * 32);
     if (!in_w || !out_w) {
@@ -97,7 +152,8 @@ static PyObject *do_stretch(const uint8_t *init, size_t n, const uint8_t *salt, 
     }
     words_from_be(in_w, init, 8 * n);
     words_from_be(salt_w, salt, 4);
-    path = effective_stretch_path(n);
+    if (path == BT_PATH_AUTO)
+        path = auto_stretch_path(n);
     if (n == 1 && path == BT_PATH_SHANI) {
         int k = bt_stretch_find_kernel("shani1");
         Py_BEGIN_ALLOW_THREADS
@@ -106,16 +162,16 @@ static PyObject *do_stretch(const uint8_t *init, size_t n, const uint8_t *salt, 
         rc = 0;
     } else {
         /* the planner compares kernels by their measured speed: measure once per process
-         * (about 20 ms), with the GIL held so that it happens once */
-        if (path == BT_PATH_AUTO || path == BT_PATH_SHANI || path == BT_PATH_AVX512)
-            bt_stretch_calibrate();
+         * (about 50 ms), here with the GIL held, so that the costs are written once and before
+         * any planner reads them without the GIL */
+        bt_stretch_calibrate();
         Py_BEGIN_ALLOW_THREADS
         rc = bt_stretch_plan_run(path, in_w, n, salt_w, rounds, out_w);
         Py_END_ALLOW_THREADS
     }
     if (rc == -1) {
         PyErr_Format(PyExc_RuntimeError, "stretch path %s is not available on this CPU",
-                     stretch_names[path]);
+                     sha_names[path]);
         goto done;
     }
     if (rc == -2) {
@@ -160,26 +216,33 @@ done:
 /* ---- stretch ------------------------------------------------------------------------------------- */
 
 PyDoc_STRVAR(stretch_doc,
-             "stretch(initial, salt, rounds) -> bytes\n\n"
+             "stretch($module, /, initial, salt, rounds, *, _sha='auto')\n--\n\n"
              "BitLocker key stretch: `rounds` SHA-256 calls over last_hash(32) || initial(32) ||\n"
-             "salt(16) || LE64(count); returns the last hash. initial: 32 bytes, salt: 16 bytes.");
+             "salt(16) || LE64(count); returns the last hash. initial: 32 bytes, salt: 16 bytes.\n"
+             "_sha (tests and benchmarks): force the SHA-256 kernels, 'auto', 'scalar', 'shani',\n"
+             "'avx2' or 'avx512'; ValueError for one this CPU lacks.");
 
 static PyObject *py_stretch(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"initial", "salt", "rounds", NULL};
+    static char *kwlist[] = {"initial", "salt", "rounds", "_sha", NULL};
     Py_buffer ini, salt;
     PyObject *rounds_o, *res = NULL;
+    const char *sha = "auto";
     uint64_t rounds;
+    int path;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*y*O:stretch", kwlist, &ini, &salt, &rounds_o))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*y*O|$s:stretch", kwlist, &ini, &salt, &rounds_o,
+                                     &sha))
         return NULL;
+    if ((path = sha_path_arg(sha, "stretch", 1)) < 0)
+        goto done;
     if (ini.len != 32 || salt.len != 16) {
         PyErr_SetString(PyExc_ValueError, "initial must be 32 bytes and salt 16 bytes");
         goto done;
     }
     if (get_rounds(rounds_o, &rounds) < 0)
         goto done;
-    res = do_stretch((const uint8_t *)ini.buf, 1, (const uint8_t *)salt.buf, rounds, 0);
+    res = do_stretch((const uint8_t *)ini.buf, 1, (const uint8_t *)salt.buf, rounds, 0, path);
 done:
     PyBuffer_Release(&ini);
     PyBuffer_Release(&salt);
@@ -187,23 +250,28 @@ done:
 }
 
 PyDoc_STRVAR(stretch_many_doc,
-             "stretch_many(initials, salt, rounds) -> list[bytes]\n\n"
+             "stretch_many($module, /, initials, salt, rounds, *, _sha='auto')\n--\n\n"
              "stretch() for many candidates at once (several chains in flight: pipelined SHA-NI\n"
              "or one candidate per SIMD lane). Same results as [stretch(i, salt, rounds) for i in\n"
-             "initials]. Releases the GIL: use threads to spread batches over cores.");
+             "initials]. Releases the GIL: use threads to spread batches over cores. _sha: as\n"
+             "for stretch(); a forced path plans with that path's kernels only.");
 
 static PyObject *py_stretch_many(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"initials", "salt", "rounds", NULL};
+    static char *kwlist[] = {"initials", "salt", "rounds", "_sha", NULL};
     PyObject *seq_o, *rounds_o, *seq = NULL, *res = NULL;
     Py_buffer salt;
     uint8_t *flat = NULL;
-    Py_ssize_t n, i;
+    const char *sha = "auto";
+    Py_ssize_t n = 0, i;
     uint64_t rounds;
+    int path;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "Oy*O:stretch_many", kwlist, &seq_o, &salt,
-                                     &rounds_o))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "Oy*O|$s:stretch_many", kwlist, &seq_o, &salt,
+                                     &rounds_o, &sha))
         return NULL;
+    if ((path = sha_path_arg(sha, "stretch_many", 1)) < 0)
+        goto done;
     if (salt.len != 16) {
         PyErr_SetString(PyExc_ValueError, "salt must be 16 bytes");
         goto done;
@@ -235,7 +303,7 @@ static PyObject *py_stretch_many(PyObject *self, PyObject *args, PyObject *kw)
         memcpy(flat + 32 * i, b.buf, 32);
         PyBuffer_Release(&b);
     }
-    res = do_stretch(flat, (size_t)n, (const uint8_t *)salt.buf, rounds, 1);
+    res = do_stretch(flat, (size_t)n, (const uint8_t *)salt.buf, rounds, 1, path);
 done:
     if (flat) {
         bt_wipe(flat, n ? (size_t)n * 32 : 1);
@@ -247,9 +315,9 @@ done:
 }
 
 PyDoc_STRVAR(stretch_kernel_doc,
-             "_stretch_kernel(name, initials, salt, rounds) -> list[bytes]\n\n"
-             "Benchmark hook: run one named kernel (see features()['kernels']) over the\n"
-             "candidates, padding its last call.");
+             "_stretch_kernel($module, name, initials, salt, rounds, /)\n--\n\n"
+             "Test and benchmark hook: run one named kernel (see _features()['kernels']) over\n"
+             "the candidates, padding its last call; returns list[bytes].");
 
 static PyObject *py_stretch_kernel(PyObject *self, PyObject *args)
 {
@@ -265,7 +333,7 @@ static PyObject *py_stretch_kernel(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "sOy*O:_stretch_kernel", &name, &seq_o, &salt, &rounds_o))
         return NULL;
     k = bt_stretch_find_kernel(name);
-    if (k < 0 || !bt_stretch_kernel(k)->available) {
+    if (k < 0 || !bt_stretch_kernel_available(k)) {
         PyErr_Format(PyExc_ValueError, "kernel %s unknown or not available", name);
         goto done;
     }
@@ -337,13 +405,15 @@ done:
 
 /* ---- sector crypto ----------------------------------------------------------------------------- */
 
-/* Validate and run one crypt into `out` (len bytes, may equal `in`). 0 ok, -1 error set. */
+/* Validate and run one crypt into `out` (len bytes, may equal `in`); ni: AES-NI (1) or the
+ * portable AES (0), from aes_ni_arg. 0 ok, -1 error set. */
 static int do_crypt(int method, const uint8_t *key, Py_ssize_t klen, const uint8_t *in,
-                    uint8_t *out, Py_ssize_t len, uint64_t offset, Py_ssize_t ss, int decrypt)
+                    uint8_t *out, Py_ssize_t len, uint64_t offset, Py_ssize_t ss, int decrypt,
+                    int ni)
 {
     bt_aes_key *k = NULL;
     size_t n = (size_t)(len / ss);
-    int ni = aes_use_ni(), rc = 0;
+    int rc = 0;
     Py_ssize_t half = klen / 2;
     if (len == 0)
         return 0;
@@ -407,30 +477,36 @@ static int check_sizes(Py_ssize_t len, Py_ssize_t ss)
 }
 
 PyDoc_STRVAR(crypt_sectors_doc,
-             "crypt_sectors(method, key, data, offset, sector_size, decrypt=True) -> bytearray\n\n"
-             "Decrypt (or encrypt) whole sectors stored at volume byte `offset`. key: CBC the\n"
-             "FVEK; XTS key1||key2; diffuser FVEK||TWEAK (two equal halves). data: any\n"
-             "contiguous buffer.");
+             "crypt_sectors($module, /, method, key, data, offset, sector_size, decrypt=True, *,\n"
+             "              _aes='auto')\n--\n\n"
+             "Decrypt (or encrypt) whole sectors stored at volume byte `offset`; returns a new\n"
+             "bytearray. key: CBC the FVEK; XTS key1||key2; diffuser FVEK||TWEAK (two equal\n"
+             "halves). data: any contiguous buffer. _aes (tests and benchmarks): 'auto',\n"
+             "'aesni' or 'scalar' (the portable AES); ValueError for one this CPU lacks.");
 
 static PyObject *py_crypt_sectors(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"method", "key", "data", "offset", "sector_size", "decrypt", NULL};
-    int method, decrypt = 1;
+    static char *kwlist[] = {"method", "key",     "data", "offset",
+                             "sector_size", "decrypt", "_aes", NULL};
+    int method, decrypt = 1, ni;
     Py_buffer key, data;
     PyObject *offset_o, *res = NULL;
+    const char *aes = "auto";
     Py_ssize_t ss;
     uint64_t offset;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iy*y*On|p:crypt_sectors", kwlist, &method, &key,
-                                     &data, &offset_o, &ss, &decrypt))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iy*y*On|p$s:crypt_sectors", kwlist, &method, &key,
+                                     &data, &offset_o, &ss, &decrypt, &aes))
         return NULL;
+    if ((ni = aes_ni_arg(aes)) < 0)
+        goto done;
     if (check_sizes(data.len, ss) < 0 || get_u64(offset_o, &offset, "offset") < 0)
         goto done;
     res = PyByteArray_FromStringAndSize(NULL, data.len);
     if (!res)
         goto done;
     if (do_crypt(method, (const uint8_t *)key.buf, key.len, (const uint8_t *)data.buf,
-                 (uint8_t *)PyByteArray_AS_STRING(res), data.len, offset, ss, decrypt) < 0)
+                 (uint8_t *)PyByteArray_AS_STRING(res), data.len, offset, ss, decrypt, ni) < 0)
         Py_CLEAR(res);
 done:
     PyBuffer_Release(&key);
@@ -439,25 +515,30 @@ done:
 }
 
 PyDoc_STRVAR(crypt_sectors_into_doc,
-             "crypt_sectors_into(method, key, data, offset, sector_size, decrypt, out) -> None\n\n"
+             "crypt_sectors_into($module, /, method, key, data, offset, sector_size, decrypt,\n"
+             "                   out, *, _aes='auto')\n--\n\n"
              "crypt_sectors() writing into `out`, a writable buffer of the same length (it may\n"
-             "be `data` itself, for in-place work). Avoids an allocation per call.");
+             "be `data` itself, for in-place work); returns None. Avoids an allocation per call.\n"
+             "_aes: as for crypt_sectors().");
 
 static PyObject *py_crypt_sectors_into(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"method", "key",     "data", "offset",
-                             "sector_size", "decrypt", "out",  NULL};
-    int method, decrypt = 1;
+    static char *kwlist[] = {"method",  "key", "data", "offset", "sector_size",
+                             "decrypt", "out", "_aes", NULL};
+    int method, decrypt = 1, ni;
     Py_buffer key, data, out;
     PyObject *offset_o, *res = NULL;
+    const char *aes = "auto";
     Py_ssize_t ss;
     uint64_t offset;
     uint8_t *tmp = NULL;
     const uint8_t *src;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iy*y*Onpw*:crypt_sectors_into", kwlist, &method,
-                                     &key, &data, &offset_o, &ss, &decrypt, &out))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iy*y*Onpw*|$s:crypt_sectors_into", kwlist,
+                                     &method, &key, &data, &offset_o, &ss, &decrypt, &out, &aes))
         return NULL;
+    if ((ni = aes_ni_arg(aes)) < 0)
+        goto done;
     if (check_sizes(data.len, ss) < 0 || get_u64(offset_o, &offset, "offset") < 0)
         goto done;
     if (out.len != data.len) {
@@ -478,7 +559,7 @@ static PyObject *py_crypt_sectors_into(PyObject *self, PyObject *args, PyObject 
         }
     }
     if (do_crypt(method, (const uint8_t *)key.buf, key.len, src, (uint8_t *)out.buf, data.len,
-                 offset, ss, decrypt) == 0) {
+                 offset, ss, decrypt, ni) == 0) {
         res = Py_None;
         Py_INCREF(res);
     }
@@ -513,21 +594,25 @@ static int ccm_args(Py_buffer *key, Py_buffer *nonce, Py_buffer *data)
 }
 
 PyDoc_STRVAR(ccm_decrypt_doc,
-             "ccm_decrypt(key, nonce, data, mac) -> bytes | None\n\n"
+             "ccm_decrypt($module, /, key, nonce, data, mac, *, _aes='auto')\n--\n\n"
              "AES-CCM decryption of a BitLocker key blob (12-byte nonce, 16-byte tag, no\n"
-             "associated data); None when the tag does not verify.");
+             "associated data): the plaintext bytes, or None when the tag does not verify.\n"
+             "_aes: as for crypt_sectors().");
 
 static PyObject *py_ccm_decrypt(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"key", "nonce", "data", "mac", NULL};
+    static char *kwlist[] = {"key", "nonce", "data", "mac", "_aes", NULL};
     Py_buffer key, nonce, data, mac;
     PyObject *res = NULL;
+    const char *aes = "auto";
     uint8_t *out = NULL;
-    int rc;
+    int rc, ni;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*y*y*y*:ccm_decrypt", kwlist, &key, &nonce, &data,
-                                     &mac))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*y*y*y*|$s:ccm_decrypt", kwlist, &key, &nonce,
+                                     &data, &mac, &aes))
         return NULL;
+    if ((ni = aes_ni_arg(aes)) < 0)
+        goto done;
     if (ccm_args(&key, &nonce, &data) < 0)
         goto done;
     if (mac.len != 16) {
@@ -541,7 +626,7 @@ static PyObject *py_ccm_decrypt(PyObject *self, PyObject *args, PyObject *kw)
     }
     rc = bt_ccm_decrypt((const uint8_t *)key.buf, (size_t)key.len, (const uint8_t *)nonce.buf,
                         (const uint8_t *)data.buf, (size_t)data.len, (const uint8_t *)mac.buf, out,
-                        aes_use_ni());
+                        ni);
     if (rc == 0)
         res = PyBytes_FromStringAndSize((const char *)out, data.len);
     else {
@@ -561,18 +646,24 @@ done:
 }
 
 PyDoc_STRVAR(ccm_encrypt_doc,
-             "ccm_encrypt(key, nonce, data) -> (ciphertext, mac)\n\n"
-             "AES-CCM encryption as BitLocker wraps a key (used by the fixture forge).");
+             "ccm_encrypt($module, /, key, nonce, data, *, _aes='auto')\n--\n\n"
+             "AES-CCM encryption as BitLocker wraps a key (used by the fixture forge): returns\n"
+             "(ciphertext, tag), the tag 16 bytes. _aes: as for crypt_sectors().");
 
 static PyObject *py_ccm_encrypt(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"key", "nonce", "data", NULL};
+    static char *kwlist[] = {"key", "nonce", "data", "_aes", NULL};
     Py_buffer key, nonce, data;
     PyObject *res = NULL, *ct;
+    const char *aes = "auto";
     uint8_t mac[16];
+    int ni;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*y*y*:ccm_encrypt", kwlist, &key, &nonce, &data))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*y*y*|$s:ccm_encrypt", kwlist, &key, &nonce,
+                                     &data, &aes))
         return NULL;
+    if ((ni = aes_ni_arg(aes)) < 0)
+        goto done;
     if (ccm_args(&key, &nonce, &data) < 0)
         goto done;
     ct = PyBytes_FromStringAndSize(NULL, data.len);
@@ -580,7 +671,7 @@ static PyObject *py_ccm_encrypt(PyObject *self, PyObject *args, PyObject *kw)
         goto done;
     bt_ccm_encrypt((const uint8_t *)key.buf, (size_t)key.len, (const uint8_t *)nonce.buf,
                    (const uint8_t *)data.buf, (size_t)data.len, (uint8_t *)PyBytes_AS_STRING(ct),
-                   mac, aes_use_ni());
+                   mac, ni);
     res = Py_BuildValue("(Ny#)", ct, (const char *)mac, (Py_ssize_t)16);
 done:
     PyBuffer_Release(&key);
@@ -590,8 +681,9 @@ done:
 }
 
 PyDoc_STRVAR(diffuser_test_doc,
-             "_diffuser_test(which, decrypt, data) -> bytearray\n\n"
-             "Run Elephant diffuser 'a' or 'b' alone over `data` as one sector (test hook).");
+             "_diffuser_test($module, which, decrypt, data, /)\n--\n\n"
+             "Test hook: run Elephant diffuser 'a' or 'b' alone over `data` as one sector;\n"
+             "returns a bytearray.");
 
 static PyObject *py_diffuser_test(PyObject *self, PyObject *args)
 {
@@ -636,19 +728,25 @@ done:
 /* ---- candidate helpers ---------------------------------------------------------------------------- */
 
 PyDoc_STRVAR(sha256_many_doc,
-             "sha256_many(data, item_len) -> bytes\n\n"
-             "SHA-256 of each consecutive item_len-byte item of data, digests concatenated.");
+             "sha256_many($module, /, data, item_len, *, _sha='auto')\n--\n\n"
+             "SHA-256 of each consecutive item_len-byte item of data, digests concatenated\n"
+             "(bytes). _sha (tests and benchmarks): 'auto', 'scalar' or 'shani'; ValueError for\n"
+             "one this CPU lacks.");
 
 static PyObject *py_sha256_many(PyObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"data", "item_len", NULL};
+    static char *kwlist[] = {"data", "item_len", "_sha", NULL};
     Py_buffer data;
     Py_ssize_t item_len, n;
     PyObject *res = NULL;
-    int shani;
+    const char *sha = "auto";
+    int shani, path;
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*n:sha256_many", kwlist, &data, &item_len))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "y*n|$s:sha256_many", kwlist, &data, &item_len,
+                                     &sha))
         return NULL;
+    if ((path = sha_path_arg(sha, "sha256_many", 0)) < 0)
+        goto done;
     if (item_len <= 0 || data.len % item_len) {
         PyErr_SetString(PyExc_ValueError,
                         "item_len must be positive and divide the length of data");
@@ -662,7 +760,7 @@ static PyObject *py_sha256_many(PyObject *self, PyObject *args, PyObject *kw)
     res = PyBytes_FromStringAndSize(NULL, n * 32);
     if (!res)
         goto done;
-    shani = bt_cpu.sha_ni && (g_stretch_path == BT_PATH_AUTO || g_stretch_path == BT_PATH_SHANI);
+    shani = path == BT_PATH_SHANI || (path == BT_PATH_AUTO && bt_cpu.sha_ni);
     Py_BEGIN_ALLOW_THREADS
     bt_sha256_many((const uint8_t *)data.buf, (size_t)item_len, (size_t)n,
                    (uint8_t *)PyBytes_AS_STRING(res), shani);
@@ -673,7 +771,7 @@ done:
 }
 
 PyDoc_STRVAR(expand_groups_doc,
-             "expand_groups(groups) -> bytes\n\n"
+             "expand_groups($module, /, groups)\n--\n\n"
              "groups: 8 lists of candidate 16-bit words (recovery-password group / 11). Returns\n"
              "the key16 (8 little-endian u16) of every combination, concatenated, in\n"
              "lexicographic order with group 0 slowest.");
@@ -772,33 +870,63 @@ done:
     return res;
 }
 
-/* ---- features / paths ------------------------------------------------------------------------------ */
+/* ---- test and benchmark hooks ------------------------------------------------------------------- */
 
-static const char *stretch_path_for(size_t n)
+/* A list of the names in `names` for which `ok` says yes. */
+static PyObject *name_list(const char *const *names, int count, int (*ok)(int))
 {
-    int p = effective_stretch_path(n);
-    return stretch_names[p];
+    PyObject *l = PyList_New(0);
+    int i;
+    if (!l)
+        return NULL;
+    for (i = 0; i < count; i++) {
+        PyObject *u;
+        if (!ok(i))
+            continue;
+        u = PyUnicode_FromString(names[i]);
+        if (!u || PyList_Append(l, u) < 0) {
+            Py_XDECREF(u);
+            Py_DECREF(l);
+            return NULL;
+        }
+        Py_DECREF(u);
+    }
+    return l;
 }
 
+static int aes_path_available(int i) { return i != 1 || bt_cpu.aesni; }
+
 PyDoc_STRVAR(features_doc,
-             "features() -> dict\n\n"
-             "CPU paths available (sha_ni, aesni, avx2, avx512, vaes), the forced paths\n"
-             "('stretch', 'aes': 'auto' unless set_paths() forced one), the kernels with their\n"
-             "availability and calibrated ms per key ('kernels').");
+             "_features($module, /)\n--\n\n"
+             "Test and benchmark hook: what this CPU offers, as a dict. sha_ni, aesni, avx2,\n"
+             "avx512, vaes: the CPU features (bool); arch; sha_paths / aes_paths: the _sha= /\n"
+             "_aes= values this CPU accepts (sha256_many takes only auto, scalar and shani of\n"
+             "them); stretch_single_path / aes_path: what 'auto' runs\n"
+             "for one stretch candidate ('shani', or 'auto' for the planner) and for AES;\n"
+             "calibrated: whether the kernel costs were measured yet (see _calibrate()); kernels:\n"
+             "the kernels this CPU runs, with lanes, path and ms_per_key_estimate.");
 
 static PyObject *py_features(PyObject *self, PyObject *noargs)
 {
-    PyObject *d, *kd;
+    PyObject *d, *kd, *sp = NULL, *ap = NULL;
     int i;
     (void)self;
     (void)noargs;
-    d = Py_BuildValue("{s:O,s:O,s:O,s:O,s:O,s:s,s:s,s:s,s:s,s:s}", "sha_ni",
+    sp = name_list(sha_names, N_SHA_PATHS, sha_path_available);
+    ap = name_list(aes_names, N_AES_PATHS, aes_path_available);
+    if (!sp || !ap) {
+        Py_XDECREF(sp);
+        Py_XDECREF(ap);
+        return NULL;
+    }
+    d = Py_BuildValue("{s:O,s:O,s:O,s:O,s:O,s:s,s:N,s:N,s:s,s:s,s:O}", "sha_ni",
                       bt_cpu.sha_ni ? Py_True : Py_False, "aesni", bt_cpu.aesni ? Py_True : Py_False,
                       "avx2", bt_cpu.avx2 ? Py_True : Py_False, "avx512",
                       bt_cpu.avx512 ? Py_True : Py_False, "vaes", bt_cpu.vaes ? Py_True : Py_False,
-                      "stretch", stretch_names[g_stretch_path], "aes", aes_names[g_aes_path],
-                      "stretch_single_path", stretch_path_for(1), "aes_path",
-                      aes_use_ni() ? "aesni" : "scalar", "arch", BT_X86 ? "x86_64" : "portable");
+                      "arch", BT_X86 ? "x86_64" : "portable", "sha_paths", sp, "aes_paths", ap,
+                      "stretch_single_path", sha_names[auto_stretch_path(1)], "aes_path",
+                      bt_cpu.aesni ? "aesni" : "scalar", "calibrated",
+                      bt_stretch_calibrated() ? Py_True : Py_False);
     if (!d)
         return NULL;
     kd = PyDict_New();
@@ -807,11 +935,11 @@ static PyObject *py_features(PyObject *self, PyObject *noargs)
         return NULL;
     }
     for (i = 0; i < bt_stretch_nkernels(); i++) {
-        bt_kinfo *k = bt_stretch_kernel(i);
+        const bt_kinfo *k = bt_stretch_kernel(i);
         PyObject *v;
-        if (!k->available)
+        if (!bt_stretch_kernel_available(i))
             continue;
-        v = Py_BuildValue("{s:i,s:s,s:d}", "lanes", k->lanes, "path", stretch_names[k->path],
+        v = Py_BuildValue("{s:i,s:s,s:d}", "lanes", k->lanes, "path", sha_names[k->path],
                           "ms_per_key_estimate", k->cost * 1048576.0 * 1e3 / k->lanes);
         if (!v || PyDict_SetItemString(kd, k->name, v) < 0) {
             Py_XDECREF(v);
@@ -830,70 +958,17 @@ static PyObject *py_features(PyObject *self, PyObject *noargs)
     return d;
 }
 
-PyDoc_STRVAR(calibrate_doc, "_calibrate() -> None\n\nMeasure the stretch kernels now (normally lazy).");
+PyDoc_STRVAR(calibrate_doc,
+             "_calibrate($module, /)\n--\n\n"
+             "Benchmark hook: measure the stretch kernels now (otherwise the first planned\n"
+             "stretch does it); once per process, later calls return at once.");
 
 static PyObject *py_calibrate(PyObject *self, PyObject *noargs)
 {
     (void)self;
     (void)noargs;
-    bt_stretch_calibrate();
+    bt_stretch_calibrate(); /* with the GIL held, like every other call of it */
     Py_RETURN_NONE;
-}
-
-static int lookup(const char *const *names, int count, PyObject *o, int *out, const char *what)
-{
-    const char *s;
-    int i;
-    if (o == NULL || o == Py_None)
-        return 0;
-    s = PyUnicode_AsUTF8(o);
-    if (!s)
-        return -1;
-    for (i = 0; i < count; i++)
-        if (strcmp(s, names[i]) == 0) {
-            *out = i;
-            return 1;
-        }
-    PyErr_Format(PyExc_ValueError, "unknown %s path %R", what, o);
-    return -1;
-}
-
-PyDoc_STRVAR(set_paths_doc,
-             "set_paths(stretch=None, aes=None) -> dict\n\n"
-             "Force a code path for benchmarks and tests: stretch in 'auto', 'shani', 'avx512',\n"
-             "'avx2', 'scalar'; aes in 'auto', 'aesni', 'scalar'. None leaves a setting as it is.\n"
-             "Raises ValueError for a path this CPU lacks. Returns the previous settings, which\n"
-             "can be passed back: set_paths(**previous).");
-
-static PyObject *py_set_paths(PyObject *self, PyObject *args, PyObject *kw)
-{
-    static char *kwlist[] = {"stretch", "aes", NULL};
-    PyObject *st = Py_None, *ae = Py_None, *prev;
-    int sp = g_stretch_path, ap = g_aes_path, r;
-    (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OO:set_paths", kwlist, &st, &ae))
-        return NULL;
-    if ((r = lookup(stretch_names, 5, st, &sp, "stretch")) < 0)
-        return NULL;
-    if ((r = lookup(aes_names, 3, ae, &ap, "aes")) < 0)
-        return NULL;
-    if ((sp == BT_PATH_SHANI && !bt_cpu.sha_ni) || (sp == BT_PATH_AVX2 && !bt_cpu.avx2) ||
-        (sp == BT_PATH_AVX512 && !bt_cpu.avx512)) {
-        PyErr_Format(PyExc_ValueError, "stretch path %s is not available on this CPU",
-                     stretch_names[sp]);
-        return NULL;
-    }
-    if (ap == 1 && !bt_cpu.aesni) {
-        PyErr_SetString(PyExc_ValueError, "aes path aesni is not available on this CPU");
-        return NULL;
-    }
-    prev = Py_BuildValue("{s:s,s:s}", "stretch", stretch_names[g_stretch_path], "aes",
-                         aes_names[g_aes_path]);
-    if (!prev)
-        return NULL;
-    g_stretch_path = sp;
-    g_aes_path = ap;
-    return prev;
 }
 
 static PyMethodDef methods[] = {
@@ -912,9 +987,7 @@ static PyMethodDef methods[] = {
      sha256_many_doc},
     {"expand_groups", (PyCFunction)(void (*)(void))py_expand_groups, METH_VARARGS | METH_KEYWORDS,
      expand_groups_doc},
-    {"features", py_features, METH_NOARGS, features_doc},
-    {"set_paths", (PyCFunction)(void (*)(void))py_set_paths, METH_VARARGS | METH_KEYWORDS,
-     set_paths_doc},
+    {"_features", py_features, METH_NOARGS, features_doc},
     {"_diffuser_test", py_diffuser_test, METH_VARARGS, diffuser_test_doc},
     {"_stretch_kernel", py_stretch_kernel, METH_VARARGS, stretch_kernel_doc},
     {"_calibrate", py_calibrate, METH_NOARGS, calibrate_doc},
@@ -925,12 +998,14 @@ static struct PyModuleDef moduledef = {
     "C core of bitlocker_tools: key stretching, sector crypto, candidate helpers.", -1, methods,
     NULL, NULL, NULL, NULL};
 
+/* Single-phase init (m_size -1): CPython runs this with the GIL held, in practice once per
+ * process (another interpreter that shares the GIL gets a copy of the module without running it
+ * again; one with a GIL of its own refuses a single-phase module), and a free-threaded build
+ * turns the GIL back on to load it (no Py_mod_gil declaration). So one GIL orders every write
+ * of the process-wide state (bt_cpu here, the planner's calibration later) before its readers;
+ * a second run would only write the same values again. */
 PyMODINIT_FUNC PyInit__native(void)
 {
-    bt_aes_key probe;
-    static const uint8_t zero_key[16] = {0};
     bt_cpu_detect();
-    bt_aes_setkey(&probe, zero_key, 16, 0); /* builds the portable S-boxes once */
-    bt_wipe(&probe, sizeof probe);
     return PyModule_Create(&moduledef);
 }
