@@ -611,7 +611,7 @@ def test_features_and_forced_paths():
             with pytest.raises(ValueError, match="not available"):
                 call("aesni")
     for lanes in ("avx2", "avx512"):  # sha256_many hashes one item per call: no lane kernels
-        with pytest.raises(ValueError, match="no %s path" % lanes):
+        with pytest.raises(ValueError, match=f"no {lanes} path"):
             _native.sha256_many(initial, 16, _sha=lanes)
     with pytest.raises(TypeError):  # keyword-only: a path can never be passed by position
         _native.crypt_sectors(0x8004, key, bytes(512), 0, 512, True, "scalar")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+from conftest import volume_file
 
 from bitlocker_tools.errors import BadInputError
 from bitlocker_tools.format.constants import EncryptionMethod, EntryType, ProtectorType, ValueType, code_name
@@ -19,7 +20,6 @@ from bitlocker_tools.metadata import (
     parse_block,
     parse_entries,
 )
-from conftest import volume_file
 
 BLOCK = 0x10000
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import volume_file
 
 from bitlocker_tools.credentials import collect
 from bitlocker_tools.decrypt import DecryptResult
@@ -24,7 +25,6 @@ from bitlocker_tools.report import (
 from bitlocker_tools.scan import scan
 from bitlocker_tools.sources import open_source
 from bitlocker_tools.volume import BitLockerVolume
-from conftest import volume_file
 
 CLI_DOC = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
 RP = "284867-596541-514998-422114-660297-261613-215424-199408"
