@@ -111,7 +111,7 @@ def key_bytes_from(value: str, what: str) -> bytes:
             raise CredentialFormatError(f"{what}: odd number of hex digits")
         return bytes.fromhex(text)
     if value.startswith("@") or value == "-":
-        return parse_fvek_file(raw) if is_fvek_file(raw) else raw
+        return parse_fvek_file(raw)[1] if is_fvek_file(raw) else raw
     raise CredentialFormatError(f"{what}: expected hex digits")
 
 

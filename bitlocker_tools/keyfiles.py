@@ -58,12 +58,15 @@ def is_fvek_file(raw: bytes) -> bool:
     return method in {int(m) for m in EncryptionMethod if m != EncryptionMethod.NONE}
 
 
-def parse_fvek_file(raw: bytes) -> bytes:
-    """The key bytes of an FVEK file (any zero padding included: the sector key trims it)."""
+def parse_fvek_file(raw: bytes) -> tuple[EncryptionMethod, bytes]:
+    """The method and the FVEK of an FVEK file (see :func:`is_fvek_file`), the padding dropped:
+    the key is as long as the method's FVEK datum."""
     try:
-        return bytes(FvekFile.parse(raw.ljust(FVEK_FILE_SIZE, b"\0")).key[: len(raw) - 2])
+        parsed = FvekFile.parse(raw.ljust(FVEK_FILE_SIZE, b"\0"))
     except ConstructError as exc:  # pragma: no cover - ljust makes every input long enough
         raise BadInputError(f"FVEK file: {describe_parse_error(exc)}") from None
+    method = EncryptionMethod(parsed.method)
+    return method, bytes(parsed.key[: method.fvek_datum_size])
 
 
 def fvek_file(method: EncryptionMethod, fvek: bytes) -> bytes:

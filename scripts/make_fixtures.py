@@ -27,13 +27,18 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bitlocker_tools.forge import BLOCK_AREA, ProtectorSpec, VolumeSpec, forge  # noqa: E402
+from bitlocker_tools.forge.boot_sectors import input_boot_sector  # noqa: E402
+from bitlocker_tools.forge.togo import fat_date_time  # noqa: E402
+from bitlocker_tools.format.constants import NTFS_BOOT_AREA  # noqa: E402
 from bitlocker_tools.format.constants import EncryptionMethod as M  # noqa: E402
+from bitlocker_tools.format.fat import FatDirEntry  # noqa: E402
 
 FIXTURES = ROOT / "fixtures"
 PLAIN = FIXTURES / "plain"
@@ -41,7 +46,7 @@ MANIFEST = "manifest.json"
 KiB = 1024
 
 #: Reserved tail: three 64 KiB metadata areas plus the 8 KiB relocated header.
-TAIL = 3 * BLOCK_AREA + 8 * KiB
+TAIL = 3 * BLOCK_AREA + NTFS_BOOT_AREA
 #: BitLocker To Go relocates as much as its discovery volume covers: 16 KiB on the small drive below.
 TOGO_TAIL = 3 * BLOCK_AREA + 16 * KiB
 
@@ -85,24 +90,26 @@ PLAIN_IMAGES = {
 
 FILES = {
     "README.TXT": (
-        "This file lives inside a forged BitLocker fixture volume of bitlocker-tools.\r\n"
-        "If you can read it, the volume was decrypted correctly.\r\n"
-    ).encode(),
+        b"This file lives inside a forged BitLocker fixture volume of bitlocker-tools.\r\n"
+        b"If you can read it, the volume was decrypted correctly.\r\n"
+    ),
     "NUMBERS.TXT": "".join(f"{i:05d} {i * i:010d}\r\n" for i in range(600)).encode(),
 }
+#: The files' times in their directory entries.
+FILES_TIME = datetime(2026, 1, 2, 3, 4, 4)
+DIRENT_SIZE = FatDirEntry.sizeof()
 
 
 def _fat_add_files(img: bytearray, files: dict[str, bytes]) -> None:
     """Add files to the root directory of a freshly made FAT12 image (no mtools needed)."""
-    bps = int.from_bytes(img[11:13], "little")
-    spc = img[13]
-    reserved = int.from_bytes(img[14:16], "little")
-    nfats = img[16]
-    root_entries = int.from_bytes(img[17:19], "little")
-    fatsz = int.from_bytes(img[22:24], "little")
+    # The FAT12 BPB shares its first fields (up to the sectors per FAT at 22) with FAT32's.
+    bpb = input_boot_sector(bytes(img))
+    assert bpb is not None
+    bps, spc, reserved = bpb.bytes_per_sector, bpb.sectors_per_cluster, bpb.reserved_sectors
+    nfats, root_entries, fatsz = bpb.fat_count, bpb.root_entries, bpb.sectors_per_fat_16
     fat_start = reserved * bps
     root_start = (reserved + nfats * fatsz) * bps
-    data_start = root_start + root_entries * 32
+    data_start = root_start + root_entries * DIRENT_SIZE
     cluster_bytes = spc * bps
 
     def set_fat12(n: int, value: int) -> None:
@@ -116,11 +123,12 @@ def _fat_add_files(img: bytearray, files: dict[str, bytes]) -> None:
                 img[off] = (img[off] & 0x0F) | (value << 4 & 0xF0)
                 img[off + 1] = value >> 4 & 0xFF
 
+    date, time = fat_date_time(FILES_TIME)
     cluster = 2
     slot = root_start
     for name, content in files.items():
-        while img[slot] not in (0x00, 0xE5):
-            slot += 32
+        while img[slot] not in (0x00, 0xE5):  # a free directory slot
+            slot += DIRENT_SIZE
         count = max(1, -(-len(content) // cluster_bytes))
         first = cluster
         for i in range(count):
@@ -129,20 +137,12 @@ def _fat_add_files(img: bytearray, files: dict[str, bytes]) -> None:
         img[pos : pos + len(content)] = content
         cluster += count
         base, ext = name.split(".")
-        entry = bytearray(32)
-        entry[0:11] = base.ljust(8).encode() + ext.ljust(3).encode()
-        entry[11] = 0x20  # archive
-        date = (2026 - 1980) << 9 | 1 << 5 | 2  # 2026-01-02
-        time = 3 << 11 | 4 << 5 | 2  # 03:04:04
-        entry[14:16] = time.to_bytes(2, "little")
-        entry[16:18] = date.to_bytes(2, "little")
-        entry[18:20] = date.to_bytes(2, "little")
-        entry[22:24] = time.to_bytes(2, "little")
-        entry[24:26] = date.to_bytes(2, "little")
-        entry[26:28] = first.to_bytes(2, "little")
-        entry[28:32] = len(content).to_bytes(4, "little")
-        img[slot : slot + 32] = entry
-        slot += 32
+        entry = FatDirEntry.build(dict(
+            name=base.ljust(8).encode() + ext.ljust(3).encode(), attributes=0x20,  # archive
+            nt_reserved=0, create_time_tenth=0, create_time=time, create_date=date, access_date=date,
+            cluster_high=0, write_time=time, write_date=date, cluster_low=first, size=len(content)))
+        img[slot : slot + DIRENT_SIZE] = entry
+        slot += DIRENT_SIZE
 
 
 def make_plain_image(p: PlainImage, work: Path) -> bytes:

@@ -38,16 +38,18 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_bitlocker_tools
 
-from bitlocker_tools.credentials import collect, parse_bek
-from bitlocker_tools.crypto.ccm import unwrap_key
+from bitlocker_tools.boot_sector import parse_boot_sector
+from bitlocker_tools.credentials import collect
 from bitlocker_tools.forge import ForgedVolume, ProtectorSpec, VolumeSpec, bek_file, forge
-from bitlocker_tools.format import structs
 from bitlocker_tools.format.constants import BITLOCKER_GUID, EntryType, KeyMethod, ProtectorType, ValueType
 from bitlocker_tools.format.constants import EncryptionMethod as M
-from bitlocker_tools.metadata import guid_to_bytes, parse_entries
-from bitlocker_tools.protectors import unlock
+from bitlocker_tools.format.metadata import BlockHeader, MetadataHeader, Validation
+from bitlocker_tools.format.types import guid_to_bytes
+from bitlocker_tools.keyfiles import parse_bek
+from bitlocker_tools.metadata import parse_entries
+from bitlocker_tools.protectors import unlock, unwrap_key
 from bitlocker_tools.stream import DecryptedStream
-from bitlocker_tools.volume import BitLockerVolume, parse_boot_sector
+from bitlocker_tools.volume import BitLockerVolume
 
 
 def _load_make_fixtures():
@@ -257,7 +259,7 @@ def test_forged_metadata_reads_back(built):
         assert vol.reserved_regions() == b.vol.reserved_regions
         keys = unlock(vol, collect(password=[mf.DEMO_PASSWORD], use_env=False))
         assert keys.metadata_validated is True  # the SHA-256 validation entry under the VMK
-        assert keys.key == b.vol.key_material
+        assert keys.sector_key == b.vol.key_material
 
 
 def test_bek_file_layout(built):
@@ -365,10 +367,10 @@ def _shape(entries) -> list:
 def _v1_block(data: bytes, off: int):
     """Block header, metadata header, entries, validation header and entry of a v1 block."""
     raw = data[off : off + 0x4000]
-    hdr = structs.BlockHeader.parse(raw[:64])
-    mh = structs.MetadataHeader.parse(raw[64:112])
+    hdr = BlockHeader.parse(raw[:64])
+    mh = MetadataHeader.parse(raw[64:112])
     entries = parse_entries(raw, 112, 64 + mh.size)
-    val = structs.Validation.parse(raw[hdr.size : hdr.size + 8])
+    val = Validation.parse(raw[hdr.size : hdr.size + 8])
     size = int.from_bytes(raw[hdr.size + 8 : hdr.size + 10], "little")
     (val_entry,) = parse_entries(raw, hdr.size + 8, hdr.size + 8 + size)
     return raw, hdr, mh, entries, val, val_entry
@@ -395,7 +397,7 @@ def _check_v1_block(data: bytes, off: int, vmk: bytes | None) -> tuple:
     assert mh.encryption_method_copy == 0
     assert not any(e.entry_type == EntryType.VOLUME_HEADER_BLOCK for e in entries)
     # The same validation as v2, version 1; its first u16 is the 16 KiB area minus the covered bytes.
-    assert (val.unknown, val.version) == (0x4000 - hdr.size, 1)
+    assert (val.size, val.version) == (0x4000 - hdr.size, 1)
     assert val.crc32 == zlib.crc32(raw[: hdr.size])
     assert not any(raw[hdr.size + 8 + val_entry.size :])
     if vmk is not None:

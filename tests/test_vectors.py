@@ -433,7 +433,7 @@ def test_jtr_recovery_password_vector_on_every_stretch_path(path):
 
 
 def stretch_cryptography(initial: bytes, salt: bytes, rounds: int) -> bytes:
-    """The stretch (docs/bde-format.md 3.4) on pyca/cryptography's SHA-256: about 2 s for 2**20."""
+    """The stretch (docs/format.md section 3.4) on pyca/cryptography's SHA-256: about 2 s for 2**20."""
     hashes = pytest.importorskip("cryptography.hazmat.primitives.hashes")
     algo, new = hashes.SHA256(), hashes.Hash
     middle, pack, last = initial + salt, struct.Struct("<Q").pack, bytes(32)

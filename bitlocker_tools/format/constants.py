@@ -139,6 +139,13 @@ class ValueType(enum.IntEnum):
     BACKUP_INFO = 0x15
 
 
+#: Entry types of the blobs nested in a recovery-password protector's stretch key (Windows 7+; the
+#: Vista volume of the corpus stores the first as a plain property, type 0): the 16-byte key
+#: behind the 48 digits, and (Windows 10+) the stretched key, both wrapped with the VMK.
+KEY16_ENTRY_TYPE = 0x0012
+STRETCHED_KEY_ENTRY_TYPE = 0x0013
+
+
 class KeyMethod(enum.IntEnum):
     """Methods of KEY data that wrap keys rather than volume data (and of STRETCH KEY and USE
     KEY values, which share the number space)."""
@@ -146,6 +153,7 @@ class KeyMethod(enum.IntEnum):
     STRETCH = 0x1000  # recovery-password stretch; its nested blob holds the 16-byte key
     STRETCH_2 = 0x1001  # user-password stretch
     CLEAR_KEY = 0x2000  # the unprotected key of a clear-key (suspended) protector
+    STRETCHED_KEY = 0x2008  # a recovery password's stretched key, kept wrapped with the VMK
     EXTERNAL_KEY = 0x2002
     VMK = 0x2003
     VALIDATION_HASH = 0x2005
