@@ -85,12 +85,18 @@ def parallel_chunks(stream: DecryptedStream, start: int, workers: int | None = N
             submit()
 
 
-def _copy(stream: DecryptedStream, out: BinaryIO, start: int, digest, progress: Callable[[int], None] | None) -> int:
+def _copy(stream: DecryptedStream, out: BinaryIO, start: int, digest, progress: Callable[[int], None] | None,
+          name: str = "-") -> int:
     pos = start
     for data in parallel_chunks(stream, start):
         if not data:
             break
-        out.write(data)
+        try:
+            out.write(data)
+        except OSError as exc:  # a full disk, a file-size limit: name the file being written
+            if exc.filename is None and not isinstance(exc, BrokenPipeError):
+                raise OSError(exc.errno, exc.strerror, name) from None
+            raise
         digest.update(data)
         pos += len(data)
         if progress:
@@ -140,7 +146,7 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
     with part.open(mode) as out:
         out.seek(start)
         out.truncate()
-        written = _copy(stream, out, start, digest, progress)
+        written = _copy(stream, out, start, digest, progress, str(part))
         out.flush()
         os.fsync(out.fileno())
     part.replace(final)

@@ -25,6 +25,7 @@ from .format.constants import (
     ProtectorType,
     ValueType,
     VolumeState,
+    backup_destinations,
     code_name,
 )
 from .format.types import filetime_to_datetime, iso_utc
@@ -141,6 +142,28 @@ class ExternalKeyValue:
 
 
 @dataclass
+class BackupInfoValue:
+    """When and where a recovery password was backed up (value type 0x15)."""
+
+    creation_time: datetime | None
+    backup_time: datetime | None
+    method: int
+    flags: int
+
+    @property
+    def destinations(self) -> list[str]:
+        return backup_destinations(self.method)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"creation_time": iso_utc(self.creation_time), "backup_time": iso_utc(self.backup_time),
+                "method": self.method, "destinations": self.destinations, "flags": self.flags}
+
+    def summary(self) -> str:
+        return (f"backed up to {' and '.join(self.destinations)} at {iso_utc(self.backup_time)} "
+                f"(method {self.method:#06x}, flags {self.flags:#06x})")
+
+
+@dataclass
 class OffsetSizeValue:
     offset: int
     size: int
@@ -166,7 +189,7 @@ class RawValue:
 
 Value = Union[
     KeyValue, UnicodeValue, StretchKeyValue, UseKeyValue, AesCcmValue, TpmValue, VmkValue,
-    ExternalKeyValue, OffsetSizeValue, RawValue,
+    ExternalKeyValue, OffsetSizeValue, BackupInfoValue, RawValue,
 ]
 
 
@@ -247,6 +270,10 @@ def _parse_value(value_type: int, data: bytes, base: int) -> Value:
     if value_type == ValueType.EXTERNAL_KEY and len(data) >= fmt.ExternalKeyValue.sizeof():
         v, children = _nested(data, fmt.ExternalKeyValue, base)
         return ExternalKeyValue(v.guid, filetime_to_datetime(v.creation_time), children)
+    if value_type == ValueType.BACKUP_INFO and len(data) >= fmt.BackupInfoValue.sizeof():
+        v = fmt.BackupInfoValue.parse(data)
+        return BackupInfoValue(filetime_to_datetime(v.creation_time), filetime_to_datetime(v.backup_time),
+                               v.method, v.flags)
     if value_type == ValueType.OFFSET_SIZE and len(data) >= fmt.OFFSET_SIZE_FIXED:
         v = fmt.OffsetSizeValue.parse(data)
         return OffsetSizeValue(v.offset, v.size, bytes(v.extra))
@@ -297,6 +324,11 @@ class Protector:
     def key_id(self) -> str:
         """The "Key ID" on the Windows recovery screen: the first 8 hex digits, upper case."""
         return self.guid.split("-")[0].upper()
+
+    @property
+    def backups(self) -> list[BackupInfoValue]:
+        """Where Windows says this protector's key was backed up (recovery passwords only)."""
+        return [c.value for c in self.entry.children if isinstance(c.value, BackupInfoValue)]
 
     @property
     def description(self) -> str | None:

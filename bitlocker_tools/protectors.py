@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ._core import load
@@ -53,6 +53,14 @@ class UnlockResult:
     protector: Protector | None  # None when unlocked with --fvek/--vmk or no key was needed
     via: Via
     metadata_validated: bool | None  # None: the volume has no validation entry to check
+    #: the FVEK as the metadata stores it (the datum's key; for the diffuser methods 64 bytes),
+    #: or as the user gave it; empty when no key is needed
+    fvek: bytes = b""
+    #: per metadata copy (by volume offset): does its SHA-256 validate under the VMK?
+    #: None where the copy did not parse, carries no validation, or no VMK is known
+    copy_validation: dict[int, bool | None] = field(default_factory=dict)
+    #: what is wrong but did not stop the unlock (one line each)
+    warnings: list[str] = field(default_factory=list)
 
 
 def unwrap_key(key: bytes, blob: AesCcmValue, core: Core | None = None) -> KeyValue:
@@ -69,7 +77,8 @@ def _vmk_blob(protector: Protector) -> AesCcmValue | None:
     return child.value if child is not None else None  # type: ignore[return-value]
 
 
-def _try_vmk(protector: Protector, key: bytes, core: Core) -> bytes | None:
+def try_vmk(protector: Protector, key: bytes, core: Core | None = None) -> bytes | None:
+    """The VMK, when ``key`` opens the protector's VMK blob; None when it does not."""
     blob = _vmk_blob(protector)
     if blob is None:
         return None
@@ -101,7 +110,7 @@ def find_vmk(volume: BitLockerVolume, creds: Credentials, core: Core | None = No
         for p in _of_type(md, ProtectorType.CLEAR_KEY):
             key = p.entry.child(ValueType.KEY)
             if key is not None and isinstance(key.value, KeyValue):
-                vmk = _try_vmk(p, key.value.key, core)
+                vmk = try_vmk(p, key.value.key, core)
                 if vmk:
                     return vmk, p, Via.CLEAR_KEY
         tried.append("clear key")
@@ -111,7 +120,7 @@ def find_vmk(volume: BitLockerVolume, creds: Credentials, core: Core | None = No
         # The .BEK names its protector; try that one first, then any other startup key.
         candidates.sort(key=lambda p: p.guid != sk.guid)
         for p in candidates:
-            vmk = _try_vmk(p, sk.key, core)
+            vmk = try_vmk(p, sk.key, core)
             if vmk:
                 return vmk, p, Via.STARTUP_KEY
         tried.append(f"startup key {sk.guid} from {sk.path}")
@@ -123,7 +132,7 @@ def find_vmk(volume: BitLockerVolume, creds: Credentials, core: Core | None = No
     for kind, initial, label in stretched:
         for p in _of_type(md, kind):
             key = _stretched(p, initial, core)
-            vmk = _try_vmk(p, key, core) if key else None
+            vmk = try_vmk(p, key, core) if key else None
             if vmk:
                 return vmk, p, Via(kind.value)
         tried.append(label)
@@ -212,8 +221,33 @@ def prove_fvek(volume: BitLockerVolume, key: bytes, core: Core | None = None) ->
         raise WrongKeyError(f"{volume.name}: the FVEK does not decrypt {what}")
 
 
-def unlock(volume: BitLockerVolume, creds: Credentials, core: Core | None = None) -> UnlockResult:
-    """Derive the sector key for ``volume`` from ``creds``."""
+def _validated(volume: BitLockerVolume, result: UnlockResult, core: Core | None, strict: bool) -> UnlockResult:
+    """Check every parsed copy's authenticated validation under the VMK; warn (or, strict,
+    refuse) when the copy in use fails it."""
+    if result.vmk is not None:
+        result.copy_validation = {c.offset: validate_metadata(c.block, result.vmk, core) if c.block else None
+                                  for c in volume.copies}
+    if result.metadata_validated is False:
+        message = (f"{volume.name}: the metadata's authenticated validation fails (the SHA-256 under the VMK "
+                   f"does not match the copy at {volume.metadata.offset:#x}): tampered or mixed metadata")
+        if strict:
+            raise BadInputError(message + "; refused under --strict")
+        result.warnings.append(message + " (--strict refuses)")
+    return result
+
+
+def unlock(volume: BitLockerVolume, creds: Credentials, core: Core | None = None,
+           strict: bool = False) -> UnlockResult:
+    """Derive the sector key for ``volume`` from ``creds``.
+
+    ``strict``: refuse a volume whose metadata fails its authenticated validation, instead of
+    opening it with a warning.
+    """
+    result = _unlock(volume, creds, core)
+    return _validated(volume, result, core, strict)
+
+
+def _unlock(volume: BitLockerVolume, creds: Credentials, core: Core | None) -> UnlockResult:
     md = volume.metadata
     method = volume.method
     if method == EncryptionMethod.NONE:
@@ -234,7 +268,7 @@ def unlock(volume: BitLockerVolume, creds: Credentials, core: Core | None = None
             )
         material = sector_key(method, key)
         prove_fvek(volume, material, core)
-        return UnlockResult(method, material, None, None, Via.FVEK, None)
+        return UnlockResult(method, material, None, None, Via.FVEK, None, fvek=key)
 
     protector = None
     if creds.vmk is not None:
@@ -252,4 +286,4 @@ def unlock(volume: BitLockerVolume, creds: Credentials, core: Core | None = None
             raise WrongKeyError(f"{volume.name}: the VMK does not unwrap the FVEK") from None
         raise BadInputError(f"{volume.name}: the FVEK entry is damaged (its AES-CCM tag fails)") from None
     return UnlockResult(method, sector_key(method, fvek.key), vmk, protector, via,
-                        validate_metadata(md, vmk, core))
+                        validate_metadata(md, vmk, core), fvek=fvek.key)

@@ -18,6 +18,7 @@ from .scan import SourceReport, VolumeReport
 
 if TYPE_CHECKING:
     from .decrypt import DecryptResult
+    from .keys import VolumeKeys
     from .protectors import UnlockResult
     from .volume import BitLockerVolume
 
@@ -39,7 +40,16 @@ def protector_record(p: Protector) -> dict[str, Any]:
         "code": p.code,
         "creation_time": iso_utc(p.creation_time),
         "needs_tpm": p.type.needs_tpm,
+        "backup": [{"destinations": b.destinations, "backup_time": iso_utc(b.backup_time),
+                    "creation_time": iso_utc(b.creation_time), "method": b.method, "flags": b.flags}
+                   for b in p.backups],
     }
+
+
+def integrity_records(vol: BitLockerVolume, unlocked: UnlockResult | None = None) -> list[dict[str, Any]]:
+    """Per metadata copy: does its CRC-32 match, and (once the VMK is known) its SHA-256?"""
+    validation = unlocked.copy_validation if unlocked is not None else {}
+    return [{"offset": c.offset, "crc_ok": c.crc_ok, "validation_ok": validation.get(c.offset)} for c in vol.copies]
 
 
 def volume_record(r: VolumeReport) -> dict[str, Any]:
@@ -75,6 +85,7 @@ def volume_record(r: VolumeReport) -> dict[str, Any]:
                 {"offset": c.offset, "valid": c.valid, **({"error": c.error} if c.error else {})}
                 for c in v.copies
             ],
+            "integrity": integrity_records(v),
         }
     )
     if md.version >= 2 and md.current_state != VolumeState.ENCRYPTED and md.encrypted_volume_size:
@@ -98,8 +109,10 @@ def unreadable_source(path: str, error: str) -> dict[str, Any]:
     return {"path": path, "error": error, "volumes": []}
 
 
-def scan_document(sources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"sources": sources}
+def scan_document(sources: list[dict[str, Any]], failure: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every source's record; when the scan fails (exit 1: nothing found, 3: a source or volume
+    cannot be read), also the failure's ``error`` (the first problem) and ``exit_code``."""
+    return {"sources": sources, **(failure or {})}
 
 
 # --- info ------------------------------------------------------------------------------------------
@@ -169,13 +182,15 @@ def verify_document(vol: BitLockerVolume, r: UnlockResult, show_keys: bool) -> d
         "encryption_method": r.method.label,
         "metadata_validated": r.metadata_validated,
         "volume_guid": vol.metadata.volume_guid,
+        "integrity": integrity_records(vol, r),
     }
     if show_keys:
         d.update(_keys(r))
     return d
 
 
-def decrypt_document(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult, show_keys: bool) -> dict[str, Any]:
+def decrypt_document(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult, show_keys: bool,
+                     uncertain: list[tuple[int, int]] | None = None) -> dict[str, Any]:
     """The verify fields, then what was written and its digest."""
     d = verify_document(vol, r, show_keys)
     d.update(
@@ -187,8 +202,40 @@ def decrypt_document(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult,
             "missing_bytes": done.missing_bytes,
             "declared_size": vol.declared_size,
             "resumed_from": done.resumed_from,
+            "uncertain_ranges": [{"offset": o, "size": n} for o, n in uncertain or []],
         }
     )
+    return d
+
+
+# --- keys ------------------------------------------------------------------------------------------
+
+
+def keys_document(vol: BitLockerVolume, keys: VolumeKeys, show_keys: bool) -> dict[str, Any]:
+    """Every protector, whether the credential opened it, and the recovery password behind each
+    recovery-password protector (masked unless ``show_keys``)."""
+    from .keys import mask
+
+    r = keys.unlocked
+    d: dict[str, Any] = {
+        "volume_guid": vol.metadata.volume_guid,
+        "encryption_method": r.method.label,
+        "opened_with": {"via": r.via.value, "protector_id": r.protector.guid if r.protector else None},
+        "protectors": [
+            {**{k: v for k, v in protector_record(s.protector).items() if k != "code"}, "opened": s.opened}
+            for s in keys.protectors
+        ],
+        "recovery_passwords": [
+            {"protector_id": rp.protector.guid, "key_id": rp.protector.key_id,
+             "recovery_password": (str(rp.password) if show_keys else mask(rp.password)) if rp.password else None,
+             **({"note": rp.note} if rp.note else {})}
+            for rp in keys.recovery_passwords
+        ],
+        "metadata_validated": r.metadata_validated,
+        "integrity": integrity_records(vol, r),
+    }
+    if show_keys:
+        d.update({"vmk": r.vmk.hex() if r.vmk else None, "fvek": r.fvek.hex() if r.fvek else None})
     return d
 
 

@@ -40,7 +40,7 @@ class SourceReport:
     volumes: list[VolumeReport] = field(default_factory=list)
 
 
-def examine(source: Source, partition: Partition) -> VolumeReport:
+def examine(source: Source, partition: Partition, strict: bool = False) -> VolumeReport:
     """Look at one partition: BitLocker or not, and if so its metadata (or what is wrong).
 
     A partition the partition table declares larger than what the evidence holds is examined
@@ -67,20 +67,22 @@ def examine(source: Source, partition: Partition) -> VolumeReport:
         return report
     report.bitlocker = True
     try:
-        report.volume = BitLockerVolume(source.fh, partition.offset, held, name)
+        report.volume = BitLockerVolume(source.fh, partition.offset, held, name, strict=strict)
     except BadInputError as exc:
         report.error = str(exc)
     return report
 
 
-def scan(source: Source) -> SourceReport:
+def scan(source: Source, strict: bool = False) -> SourceReport:
     out = SourceReport(source.path, source.kind, source.size)
-    out.volumes = [examine(source, p) for p in source.partitions()]
+    out.volumes = [examine(source, p, strict) for p in source.partitions()]
     return out
 
 
-def select(source: Source, volume: int | None = None, offset: int | None = None) -> BitLockerVolume:
-    """The volume the user means: ``--volume N``, ``--offset BYTES``, or the only one there is."""
+def select(source: Source, volume: int | None = None, offset: int | None = None,
+           strict: bool = False) -> BitLockerVolume:
+    """The volume the user means: ``--volume N``, ``--offset BYTES``, or the only one there is.
+    ``strict``: refuse metadata whose every copy fails its integrity check."""
     parts = source.partitions()
     if volume is not None and offset is not None:
         raise UsageError("give --volume or --offset, not both")
@@ -89,15 +91,15 @@ def select(source: Source, volume: int | None = None, offset: int | None = None)
     if offset is not None:
         match = [p for p in parts if p.offset == offset]
         part = match[0] if match else Partition(None, offset, source.size - offset)
-        report = examine(source, part)
+        report = examine(source, part, strict)
     elif volume is not None:
         match = [p for p in parts if p.number == volume]
         if not match:
             numbers = ", ".join(str(p.number) for p in parts if p.number is not None) or "none"
             raise NotFoundError(f"{source.path}: no partition {volume} (partitions: {numbers})")
-        report = examine(source, match[0])
+        report = examine(source, match[0], strict)
     else:
-        reports = [examine(source, p) for p in parts]
+        reports = [examine(source, p, strict) for p in parts]
         found = [r for r in reports if r.bitlocker]
         if not found:
             damaged = [r.error for r in reports if r.error]

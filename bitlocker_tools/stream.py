@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._core import load
+from .errors import BadInputError
 from .format.boot_sector import NtfsBootSector, VistaBootSector
 from .format.constants import NTFS_BOOT_AREA, NTFS_OEM, EncryptionMethod
 from .protectors import UnlockResult
@@ -44,8 +45,20 @@ class DecryptedStream(io.RawIOBase):
     a truncated image read as zeros and are counted in :attr:`missing_bytes`.
     """
 
-    def __init__(self, volume: BitLockerVolume, unlocked: UnlockResult, core: Core | None = None):
+    def __init__(self, volume: BitLockerVolume, unlocked: UnlockResult, core: Core | None = None,
+                 assume_encrypted: bool = False):
         super().__init__()
+        #: byte ranges whose plaintext is a guess: with ``assume_encrypted``, a used-space-only
+        #: volume without a readable chunk map is decrypted as if every chunk held ciphertext
+        self.uncertain: list[tuple[int, int]] = []
+        if volume.eow_unreadable and unlocked.method != EncryptionMethod.NONE:
+            if not assume_encrypted:
+                raise BadInputError(
+                    f"{volume.name}: the encrypt-on-write information is unreadable on every copy "
+                    f"({volume.eow_error}): which chunks of this used-space-only volume hold ciphertext "
+                    "is unknown; --assume-encrypted decrypts them all, and chunks never written since the "
+                    "conversion began then read as noise")
+            self.uncertain = [(0, min(volume.size, volume.metadata.encrypted_volume_size or volume.size))]
         self.volume = volume
         self.unlocked = unlocked
         self.core = core or load()
@@ -54,7 +67,7 @@ class DecryptedStream(io.RawIOBase):
         self._pos = 0
         self._reserved = volume.reserved_regions()
         self._vh_offset, self._vh_size = volume.volume_header
-        self.missing_bytes = 0
+        self._missing: int | None = None
         # Reads of the evidence are serialised (a seek+read pair on a shared handle); the
         # decryption that follows runs outside the lock, so threads decrypt in parallel.
         self._io_lock = threading.Lock()
@@ -130,11 +143,23 @@ class DecryptedStream(io.RawIOBase):
 
     # --- reading ----------------------------------------------------------------------------------
 
-    def _read_physical_into(self, physical: int, target: memoryview) -> None:
-        """Fill ``target`` with the evidence bytes at volume offset ``physical``; bytes beyond the
-        end of the evidence stay zero and are counted as missing."""
-        length = len(target)
-        avail = max(0, min(length, self.volume.size - physical))
+    @property
+    def missing_bytes(self) -> int:
+        """Bytes of the plaintext whose stored sectors lie beyond the end of the evidence (the
+        relocated first sectors of a cut-off image); they read as zeros. A property of the
+        volume's layout, not of what was read, so a resumed or repeated read counts the same."""
+        if self._missing is None:
+            end = self.volume.size
+            ss = self.sector_size
+            self._missing = sum(max(0, seg.physical + seg.length - max(end, seg.physical))
+                                for seg in self.segments(0, -(-self.size // ss) * ss) if seg.kind != ZERO)
+            self._missing = min(self._missing, self.size)
+        return self._missing
+
+    def _read_physical_into(self, physical: int, target: memoryview) -> int:
+        """Fill ``target`` with the evidence bytes at volume offset ``physical``; return how many
+        there were (fewer only where the evidence ends; the rest of ``target`` is untouched)."""
+        avail = max(0, min(len(target), self.volume.size - physical))
         got = 0
         with self._io_lock:
             if avail:
@@ -151,8 +176,7 @@ class DecryptedStream(io.RawIOBase):
                     if not n:
                         break
                     got += n
-            if got < length:
-                self.missing_bytes += length - got
+        return got
 
     def read_at(self, offset: int, length: int) -> bytearray:
         """Plaintext of ``[offset, offset+length)``, clipped to the volume size."""
@@ -201,11 +225,17 @@ class DecryptedStream(io.RawIOBase):
                 if not fresh:
                     target[:] = bytes(seg.length)
                 continue
-            self._read_physical_into(seg.physical, target)
-            if seg.kind == ENCRYPTED and method != EncryptionMethod.NONE:
+            got = self._read_physical_into(seg.physical, target)
+            encrypted = seg.kind == ENCRYPTED and method != EncryptionMethod.NONE
+            if encrypted:
                 self.core.crypt_sectors_into(method, self.unlocked.sector_key, target, seg.physical, ss, True, target)
             elif seg.kind == VISTA_BOOT:
                 target[:] = self._vista_boot_sector(bytes(target))
+            if got < seg.length:
+                # beyond the evidence: zeros, not the decryption of whatever the buffer held (a
+                # sector cut in the middle cannot be decrypted at all)
+                keep = got // ss * ss if encrypted else got
+                target[keep:] = bytes(seg.length - keep)
 
     def _vista_boot_sector(self, raw: bytes) -> bytes:
         """Vista leaves sector 0 in the clear with the BitLocker signature and block 1's cluster;

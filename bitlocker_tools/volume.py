@@ -32,12 +32,18 @@ BEYOND_EVIDENCE = "beyond the end of the evidence"
 
 @dataclass
 class MetadataCopy:
-    """One of the three copies and what checking it found."""
+    """One of the three copies and what checking it found. ``valid``: it parses and its CRC-32
+    matches; ``block`` is set whenever it parses, CRC or not."""
 
     offset: int
     valid: bool
     error: str | None = None
     block: MetadataBlock | None = None
+
+    @property
+    def crc_ok(self) -> bool | None:
+        """The CRC-32 verdict; None where the copy did not parse or carries no CRC."""
+        return self.block.crc_valid if self.block is not None else None
 
 
 class BitLockerVolume:
@@ -45,9 +51,14 @@ class BitLockerVolume:
 
     ``size`` is what the evidence holds for this volume (partition or image size); the metadata
     may describe a larger volume when an image was truncated, see :attr:`declared_size`.
+
+    Damaged metadata is evidence, not a wall: when every copy fails its CRC-32 but one still
+    parses, that copy is used and :attr:`warnings` says so (real volumes exist like this, and a
+    credential that unwraps the keys proves the keys right). ``strict=True`` refuses instead.
     """
 
-    def __init__(self, fh: BinaryIO, offset: int = 0, size: int | None = None, name: str = "volume"):
+    def __init__(self, fh: BinaryIO, offset: int = 0, size: int | None = None, name: str = "volume",
+                 strict: bool = False):
         self.fh = fh
         self.offset = offset
         self.name = name
@@ -63,15 +74,24 @@ class BitLockerVolume:
             raise BadInputError(f"{name}: no BitLocker boot sector at offset {offset}")
         self.boot: BootSector = boot
         self.copies = self._read_copies()
+        #: what is wrong but did not stop the volume from opening (one line each)
+        self.warnings: list[str] = []
         valid = [c for c in self.copies if c.valid]
+        parsed = [c for c in self.copies if c.block is not None]
         if not valid:
             if all(c.error == BEYOND_EVIDENCE for c in self.copies):
                 where = ", ".join(f"{c.offset:#x}" for c in self.copies)
                 raise BadInputError(f"{name}: truncated image: the metadata copies ({where}) lie beyond "
                                     f"the end of the evidence, which holds {size} bytes of this volume")
             detail = "; ".join(f"{c.offset:#x}: {c.error}" for c in self.copies)
-            raise BadInputError(f"{name}: all metadata copies are damaged ({detail})")
+            if strict or not parsed:
+                refused = "; refused under --strict, although one parses" if parsed else ""
+                raise BadInputError(f"{name}: all metadata copies are damaged ({detail}){refused}")
+            valid = parsed[:1]
+            self.warnings.append(f"{name}: every metadata copy fails its integrity check ({detail}); "
+                                 f"using the copy at {parsed[0].offset:#x}, which parses (--strict refuses)")
         self.metadata: MetadataBlock = valid[0].block  # type: ignore[assignment]
+        self.strict = strict
         self.eow: EowInfo | None = None
         self.eow_error: str | None = None
         self.eow_copies: list[EowInfo] = []
@@ -139,6 +159,12 @@ class BitLockerVolume:
             self.eow = self.eow_copies[0]
         else:
             self.eow_error = "; ".join(errors)
+
+    @property
+    def eow_unreadable(self) -> bool:
+        """A used-space-only conversion is in progress, but no copy of its chunk map can be read:
+        which chunks hold ciphertext is unknown."""
+        return bool(self.boot.eow_offsets) and self.eow is None
 
     # --- what the metadata says ----------------------------------------------------------------
 

@@ -71,6 +71,9 @@ def test_verify_document_hides_keys_unless_asked(rp_volume):
     result = unlock(rp_volume, collect(recovery_password=[RP], use_env=False))
     doc = verify_document(rp_volume, result, show_keys=False)
     assert set(doc) <= _documented("verify")
+    integrity = doc.pop("integrity")
+    assert [(c["offset"], c["crc_ok"], c["validation_ok"]) for c in integrity] == [
+        (o, True, True) for o in rp_volume.metadata.metadata_offsets]
     assert doc == {"unlocked": True, "protector_id": "3c116b76-c67b-484e-b439-ce2ed68b561e",
                    "protector_type": "recovery_password", "key_id": "3C116B76", "via": "recovery_password",
                    "encryption_method": "AES-XTS-128", "metadata_validated": True,

@@ -40,6 +40,8 @@ ClearKeyOpt = typer.Option(False, "--clear-key", help="Use the clear key of a su
 VmkOpt = typer.Option(None, "--vmk", help="Volume master key: hex, '-' or '@FILE'.")
 FvekOpt = typer.Option(None, "--fvek", help="Full volume encryption key (FVEK[:TWEAK]): hex, '-' or '@FILE'.")
 ShowKeysOpt = typer.Option(False, "--show-keys", help="Print the VMK and FVEK (secrets; off by default).")
+StrictOpt = typer.Option(False, "--strict", help="Refuse metadata that fails its CRC-32 or authenticated "
+                         "validation on every copy, instead of opening it with a warning.")
 
 
 def _err(message: str) -> None:
@@ -102,6 +104,12 @@ def _credentials(recovery_password, password, bek, clear_key, vmk, fvek):
                    clear_key=clear_key, vmk=vmk, fvek=fvek)
 
 
+def _warn(*warnings: str) -> None:
+    """What is wrong but did not stop the command: on stderr, one line each."""
+    for line in warnings:
+        _err(f"warning: {line}")
+
+
 def _require_credential(vol, creds) -> None:
     """Every command that unlocks needs a credential, except on a fully decrypted volume."""
     from ..errors import UsageError
@@ -135,39 +143,43 @@ def _main(
 @handle_errors
 def scan(
     sources: List[str] = typer.Argument(..., metavar="SOURCE...", help="Images, devices (\\\\.\\PhysicalDrive0, /dev/sdb) or volume files."),
+    strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """List every partition and each BitLocker volume's metadata and key protectors."""
     from ..errors import BitLockerError
-    from ..report import scan_document, source_record, unreadable_source
+    from ..report import failure_document, scan_document, source_record, unreadable_source
     from ..scan import scan as do_scan
     from ..sources import open_source
     from . import render
 
-    reports, errors = [], []
+    reports, errors, warnings = [], [], []
     for path in sources:
         try:
             with open_source(path) as src:
-                reports.append(source_record(do_scan(src)))
+                found = do_scan(src, strict)
+                reports.append(source_record(found))
+                warnings += [w for v in found.volumes if v.volume for w in v.volume.warnings]
         except BitLockerError as exc:
             errors.append(exc)
             reports.append(unreadable_source(path, str(exc)))
-    doc = scan_document(reports)
+    volume_errors = [v["error"] for r in reports for v in r["volumes"] if v.get("error")]
+    problems = [str(exc) for exc in errors] + volume_errors
+    code, message = 0, None
+    if problems:
+        code, message = 3, problems[0]
+    elif not any(v["bitlocker"] for r in reports for v in r["volumes"]):
+        code, message = 1, f"no BitLocker volume found in {', '.join(sources)}"
+    doc = scan_document(reports, failure_document("scan", message, code) if message else None)
     if as_json:
         _emit_json(doc)
     else:
         render.scan(doc)
-    for exc in errors:
-        _err(str(exc))
-    volume_errors = [v for r in reports for v in r["volumes"] if v.get("error")]
-    for v in volume_errors:
-        _err(v["error"])
-    if errors or volume_errors:
-        raise typer.Exit(3)
-    if not any(v["bitlocker"] for r in reports for v in r["volumes"]):
-        if not as_json:
-            _err(f"no BitLocker volume found in {', '.join(sources)}")
-        raise typer.Exit(1)
+    _warn(*warnings)
+    for line in problems or ([message] if message else []):
+        _err(line)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -176,6 +188,7 @@ def info(
     source: str = typer.Argument(..., metavar="SOURCE", help="Image, device or volume file."),
     volume: Optional[int] = VolumeOpt,
     offset: Optional[int] = OffsetOpt,
+    strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Everything the metadata says about one volume: every entry, as a tree."""
@@ -185,12 +198,13 @@ def info(
     from . import render
 
     with open_source(source) as src:
-        vol = select(src, volume, offset)
+        vol = select(src, volume, offset, strict)
         data = info_document(vol)
         if as_json:
             _emit_json(data)
         else:
             render.info(vol, data)
+        _warn(*vol.warnings)
 
 
 @app.command()
@@ -206,6 +220,7 @@ def verify(
     vmk: Optional[str] = VmkOpt,
     fvek: Optional[str] = FvekOpt,
     show_keys: bool = ShowKeysOpt,
+    strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Prove a credential offline, without decrypting: which protector does it open? Exit 0 yes, 1 no."""
@@ -217,13 +232,15 @@ def verify(
 
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
     with open_source(source) as src:
-        vol = select(src, volume, offset)
+        vol = select(src, volume, offset, strict)
         _require_credential(vol, creds)
-        data = verify_document(vol, unlock(vol, creds), show_keys)
+        result = unlock(vol, creds, strict=strict)
+        data = verify_document(vol, result, show_keys)
         if as_json:
             _emit_json(data)
         else:
             render.verify(data)
+        _warn(*vol.warnings, *result.warnings)
 
 
 @app.command()
@@ -240,7 +257,12 @@ def decrypt(
     vmk: Optional[str] = VmkOpt,
     fvek: Optional[str] = FvekOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (OUT.part)."),
+    assume_encrypted: bool = typer.Option(
+        False, "--assume-encrypted",
+        help="A used-space-only volume whose chunk map is unreadable: decrypt every chunk anyway "
+        "(the summary lists the uncertain ranges)."),
     show_keys: bool = ShowKeysOpt,
+    strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Write the decrypted volume (raw image) to a file or stdout, with SHA-256 and filesystem check."""
@@ -257,17 +279,89 @@ def decrypt(
     if output != "-" and os.path.abspath(output) == os.path.abspath(source):
         raise UsageError("the output would overwrite the evidence")
     with open_source(source) as src:
-        vol = select(src, volume, offset)
+        vol = select(src, volume, offset, strict)
         _require_credential(vol, creds)
-        result = unlock(vol, creds)
-        stream = DecryptedStream(vol, result)
+        result = unlock(vol, creds, strict=strict)
+        stream = DecryptedStream(vol, result, assume_encrypted=assume_encrypted)
         with render.progress(stream.size, enabled=not as_json or output != "-") as advance:
             done = decrypt_to(stream, output, resume=resume, progress=advance, stdout=sys.stdout.buffer)
-        data = decrypt_document(vol, result, done, show_keys)
+        data = decrypt_document(vol, result, done, show_keys, stream.uncertain)
         if as_json:  # with -o - stdout carries the plaintext: the summary goes to stderr
             _emit_json(data, sys.stderr if output == "-" else sys.stdout)
         else:
             render.decrypt(data)
+        _warn(*vol.warnings, *result.warnings)
+
+
+@app.command()
+@handle_errors
+def keys(
+    source: str = typer.Argument(..., metavar="SOURCE", help="Image, device or volume file."),
+    volume: Optional[int] = VolumeOpt,
+    offset: Optional[int] = OffsetOpt,
+    recovery_password: Optional[List[str]] = RecoveryOpt,
+    password: Optional[List[str]] = PasswordOpt,
+    bek: Optional[List[str]] = BekOpt,
+    clear_key: bool = ClearKeyOpt,
+    vmk: Optional[str] = VmkOpt,
+    fvek: Optional[str] = FvekOpt,
+    keychain: Optional[str] = typer.Option(
+        None, "--keychain", help="Write the keys that open this volume as dissect.target keychain rows "
+        "(target-query -K FILE)."),
+    export_fvek: Optional[str] = typer.Option(
+        None, "--export-fvek", help="Write the FVEK as the 66-byte file of dislocker (-k) and memory-forensics tools."),
+    show_keys: bool = typer.Option(False, "--show-keys", help="Print the recovery passwords, VMK and FVEK in full."),
+    strict: bool = StrictOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """From one unlock, every key the volume holds: its protectors and the 48-digit recovery passwords."""
+    from ..keyfiles import fvek_file
+    from ..keys import keychain_rows, volume_keys
+    from ..outputs import write_new_file
+    from ..protectors import unlock
+    from ..report import keys_document
+    from ..scan import select
+    from ..sources import open_source
+    from . import render
+
+    creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
+    with open_source(source) as src:
+        vol = select(src, volume, offset, strict)
+        _require_credential(vol, creds)
+        result = unlock(vol, creds, strict=strict)
+        found = volume_keys(vol, result)
+        data = keys_document(vol, found, show_keys)
+        if export_fvek is not None:
+            if not result.fvek:
+                from ..errors import UsageError
+
+                raise UsageError("--export-fvek: the volume is not encrypted; it has no FVEK")
+            data["exported_fvek"] = str(write_new_file(export_fvek, fvek_file(result.method, result.fvek)))
+        if keychain is not None:
+            bek_paths = {k.guid: os.path.abspath(k.path) for k in creds.startup_keys}
+            rows = keychain_rows(found, creds.passwords, bek_paths)
+            data["keychain"] = str(write_new_file(keychain, _csv(rows).encode()))
+            data["keychain_rows"] = len(rows)
+        if as_json:
+            _emit_json(data)
+        else:
+            render.keys(data)
+        _warn(*vol.warnings, *result.warnings)
+
+
+def _csv(rows) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def _plaintext_to_stdout(argv: list[str]) -> bool:
+    """``-o -`` among unparsed arguments: stdout is the plaintext's, a JSON document goes to stderr."""
+    return any(a in ("-o-", "--output=-") or (a in ("-o", "--output") and argv[i + 1 : i + 2] == ["-"])
+               for i, a in enumerate(argv))
 
 
 def main() -> None:
@@ -286,7 +380,14 @@ def main() -> None:
             sys.exit(exc.exit_code)
         ctx = getattr(exc, "ctx", None)
         hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
-        _err(f"{exc.format_message()}{hint}")
+        message = f"{exc.format_message()}{hint}"
+        _err(message)
+        if "--json" in sys.argv[1:]:  # the options were not parsed, but a script asked for JSON
+            from ..report import failure_document
+
+            command = ctx.info_name if ctx is not None and ctx.parent is not None else "bitlocker-tools"
+            _emit_json(failure_document(command, message, exc.exit_code),
+                       sys.stderr if _plaintext_to_stdout(sys.argv[1:]) else sys.stdout)
         sys.exit(exc.exit_code)
     except typer.Abort:
         _err("aborted")

@@ -83,6 +83,7 @@ def scan(doc: dict[str, Any]) -> None:
                 note = "  [yellow]needs the TPM[/yellow]" if p["needs_tpm"] else ""
                 if p["type"] == ProtectorType.CLEAR_KEY.value:
                     note = "  [yellow]clear key: protection suspended, no credential needed[/yellow]"
+                note += "".join(f"  {_backup_text(b)}" for b in p.get("backup", []))
                 con.print(f"      Key ID {p['key_id']}  {p['type']:<18} {p['id']}{note}")
             for c in v["metadata_copies"]:
                 if not c["valid"]:
@@ -162,15 +163,55 @@ def decrypt(data: dict[str, Any]) -> None:
     con = _err() if data["output"] == "-" else _out()  # stdout may carry the plaintext
     con.print(f"wrote {data['bytes_written']} bytes to {data['output']}")
     con.print(f"SHA-256 {data['sha256']}")
-    con.print(f"filesystem: {data['filesystem'] or '[yellow]none recognised[/yellow] (wrong FVEK, or not NTFS/FAT/exFAT/ReFS)'}")
+    why = ("its first sectors lie beyond the evidence" if data["missing_bytes"]
+           else "wrong FVEK, or not NTFS/FAT/exFAT/ReFS")
+    con.print(f"filesystem: {data['filesystem'] or f'[yellow]none recognised[/yellow] ({why})'}")
     if data["declared_size"] and data["declared_size"] > data["bytes_written"]:
         con.print(f"[yellow]the image ends early: the metadata describes {data['declared_size']} bytes, "
                   f"{data['declared_size'] - data['bytes_written']} are missing from the evidence[/yellow]")
     if data["missing_bytes"]:
         con.print(f"[yellow]{data['missing_bytes']} bytes of relocated sectors lie beyond the evidence and read as zeros[/yellow]")
+    for r in data.get("uncertain_ranges", []):
+        con.print(f"[yellow]uncertain: {r['size']} bytes at offset {r['offset']} were decrypted as if every chunk held "
+                  "ciphertext (--assume-encrypted)[/yellow]")
     for k in ("vmk", "fvek"):
         if data.get(k):
             con.print(f"{k.upper()}: {data[k]}")
+
+
+def _backup_text(b: dict[str, Any]) -> str:
+    where = " and ".join(d.replace("_", " ") for d in b["destinations"])
+    return f"backed up to {where}" + (f" on {b['backup_time'][:10]}" if b.get("backup_time") else "")
+
+
+def keys(data: dict[str, Any]) -> None:
+    """The keys document: how the volume was opened, its protectors, the recovered passwords."""
+    con = _out()
+    opened = data["opened_with"]
+    how = opened["via"].replace("_", " ")
+    con.print(f"opened with the {how}" + (f" (protector {opened['protector_id']})" if opened["protector_id"] else "")
+              + f"; {data['encryption_method']}, volume {data['volume_guid']}")
+    con.print("protectors" + ("   (none)" if not data["protectors"] else ""))
+    for p in data["protectors"]:
+        notes = ["[green]opened[/green]"] if p["opened"] else []
+        if p["needs_tpm"]:
+            notes.append("[yellow]needs the TPM[/yellow]")
+        notes += [_backup_text(b) for b in p.get("backup", [])]
+        con.print(f"  Key ID {p['key_id']}  {p['type']:<18} {p['id']}  created {p['creation_time'] or '-'}"
+                  + ("  " + ", ".join(notes) if notes else ""))
+    if data["recovery_passwords"]:
+        con.print("recovery passwords" + ("" if any(r["recovery_password"] and "*" not in r["recovery_password"]
+                                                    for r in data["recovery_passwords"]) else "  (masked; --show-keys prints them)"))
+    for r in data["recovery_passwords"]:
+        value = r["recovery_password"] or f"[yellow]not recovered: {r.get('note')}[/yellow]"
+        con.print(f"  Key ID {r['key_id']}  {value}")
+    if data["opened_with"]["via"] != "none":
+        for k in ("vmk", "fvek"):
+            con.print(f"{k.upper():<5} {data[k] if data.get(k) else '(hidden; --show-keys prints it)'}")
+    if data.get("exported_fvek"):
+        con.print(f"FVEK file (dislocker -k) written to {data['exported_fvek']}")
+    if data.get("keychain"):
+        con.print(f"keychain ({data['keychain_rows']} rows, target-query -K) written to {data['keychain']}")
 
 
 @contextlib.contextmanager

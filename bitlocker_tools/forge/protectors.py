@@ -15,7 +15,7 @@ from typing import Callable
 from .._core import load
 from ..crypto import kdf
 from ..format.constants import KEY16_ENTRY_TYPE, EntryType, KeyMethod, ProtectorType, ValueType
-from ..format.metadata import TpmValue, UseKeyValue, VmkValue
+from ..format.metadata import BackupInfoValue, TpmValue, UseKeyValue, VmkValue
 from ..format.types import datetime_to_filetime
 from ..recovery_password import RecoveryPassword
 from ..recovery_password import parse as parse_recovery_password
@@ -52,6 +52,7 @@ class ProtectorWriter:
         out = ForgedProtector(kind, guid, kind.code)
         props, key = _KINDS[kind](self, spec, out, f"protector-{index}", when)
         props.append(self.ccm.wrapped_key(key, KeyMethod.VMK, self.vmk, when))
+        props += [_backup_entry(when, method, backed_up) for method, backed_up in spec.backups]
         # 3 as on the suspended Windows 7+ volume of the corpus; no Vista sample, so 1 there
         version = 3 if kind == ProtectorType.CLEAR_KEY and not self.v1 else 1
         fixed = VmkValue.build(dict(guid=guid, creation_time=datetime_to_filetime(when), unknown=0,
@@ -109,6 +110,18 @@ class ProtectorWriter:
     def _secret(self, spec: ProtectorSpec, label: str) -> bytes:
         """The spec's 32-byte key, or one from the seed."""
         return spec.secret if isinstance(spec.secret, bytes) else self.rng.bytes(label, PROTECTOR_KEY_SIZE)
+
+
+#: The flags of every backup-information entry seen on Windows volumes (meaning unknown).
+BACKUP_FLAGS = 0x0002
+
+
+def _backup_entry(created: datetime, method: int, backed_up: datetime) -> bytes:
+    """A backup-information property, as Windows nests it last in a recovery-password VMK."""
+    value = BackupInfoValue.build(dict(creation_time=datetime_to_filetime(created),
+                                       backup_time=datetime_to_filetime(backed_up), method=method,
+                                       flags=BACKUP_FLAGS))
+    return entry(EntryType.PROPERTY, ValueType.BACKUP_INFO, value)
 
 
 _KINDS: dict[ProtectorType, Callable[..., _Properties]] = {

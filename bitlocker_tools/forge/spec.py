@@ -40,12 +40,15 @@ class ProtectorSpec:
     password: the password (required); startup_key: the 32-byte external key (generated if None);
     clear_key: the 32-byte clear key (generated if None); tpm / tpm_pin: ignored (the TPM-sealed
     blob is random, so only another protector opens the volume). ``guid`` is the protector's
-    Key ID (derived from the seed if None).
+    Key ID (derived from the seed if None). ``backups``: for a recovery password, the backup-
+    information entries (value type 0x15) to nest, each (method, backup time), where method is a
+    :class:`BackupMethod` code; Windows 10+ writes one after saving or uploading the key.
     """
 
     type: Union[ProtectorType, str]
     secret: Union[str, bytes, None] = None
     guid: Union[str, None] = None
+    backups: tuple[tuple[int, datetime], ...] = ()
 
     def __post_init__(self) -> None:
         self.type = ProtectorType(self.type)
@@ -56,6 +59,8 @@ class ProtectorSpec:
         if self.type in (ProtectorType.STARTUP_KEY, ProtectorType.CLEAR_KEY) and self.secret is not None:
             if not isinstance(self.secret, bytes) or len(self.secret) != PROTECTOR_KEY_SIZE:
                 raise ValueError(f"a {self.type.value} secret must be {PROTECTOR_KEY_SIZE} bytes")
+        if self.backups and self.type != ProtectorType.RECOVERY_PASSWORD:
+            raise ValueError("Windows records backups of recovery passwords only")
         if self.type == ProtectorType.RECOVERY_PASSWORD and self.secret is not None:
             try:
                 parse_recovery_password(str(self.secret))
@@ -83,8 +88,8 @@ class VolumeSpec:
     #: paused Windows 7 volume of the corpus.
     state: Union[int, None] = None
     next_state: Union[int, None] = None
-    #: Damage one metadata copy (0, 1 or 2) so that its CRC-32 no longer matches.
-    damage_copy: Union[int, None] = None
+    #: Damage one metadata copy (0, 1 or 2), or several (a tuple), so that its CRC-32 no longer matches.
+    damage_copy: Union[int, tuple[int, ...], None] = None
     #: How: "fvek" flips bits in the FVEK blob, "signature" erases the block signature,
     #: "crc" changes the stored CRC only, "description" changes one character of it.
     damage: str = "fvek"
@@ -126,8 +131,8 @@ class VolumeSpec:
             raise ValueError("a volume needs at least one protector")
         if self.damage not in DAMAGE_MODES:
             raise ValueError(f"damage must be one of {', '.join(DAMAGE_MODES)}")
-        if self.damage_copy is not None and self.damage_copy not in (0, 1, 2):
-            raise ValueError("damage_copy must be 0, 1 or 2")
+        if self.damage_copy is not None and not set(self.damaged_copies) <= {0, 1, 2}:
+            raise ValueError("damage_copy must be 0, 1 or 2, or a tuple of them")
         if self.fvek is not None and len(self.fvek) != self.method.fvek_datum_size:
             raise ValueError(f"fvek for {self.method.label} must be {self.method.fvek_datum_size} bytes")
         if self.vmk is not None and len(self.vmk) != VMK_SIZE:
@@ -156,6 +161,13 @@ class VolumeSpec:
         if self.variant == "togo" and self.header_total_sectors is False:
             raise ValueError("the To Go discovery volume is a FAT32 filesystem over the whole drive; "
                              "its total-sectors field cannot be 0")
+
+    @property
+    def damaged_copies(self) -> tuple[int, ...]:
+        """The copies ``damage_copy`` names (one index, or several)."""
+        if self.damage_copy is None:
+            return ()
+        return tuple(self.damage_copy) if isinstance(self.damage_copy, (tuple, list)) else (self.damage_copy,)
 
     def _check_vista(self) -> None:
         if self.method not in VISTA_METHODS:

@@ -144,5 +144,5 @@ def _write_plain_structures(out: bytearray, plain: bytes, spec: VolumeSpec, layo
         assert layout.backup_boot is not None
         out[layout.backup_boot : layout.backup_boot + ss] = boot
     for i, off in enumerate(layout.offsets):
-        copy = damage(block, spec.damage) if spec.damage_copy == i else block
+        copy = damage(block, spec.damage) if i in spec.damaged_copies else block
         out[off : off + len(copy)] = copy

@@ -159,6 +159,44 @@ class KeyMethod(enum.IntEnum):
     VALIDATION_HASH = 0x2005
 
 
+class BackupMethod(enum.IntEnum):
+    """Where Windows backed up a recovery password (BACKUP INFO's method). The codes are
+    dissect.fve's; no Microsoft document names them, and only FILE has been seen on a volume.
+    They look like bits, so a value that is none of them is read bit by bit."""
+
+    ACTIVE_DIRECTORY = 0x0001
+    MICROSOFT_ACCOUNT = 0x0002  # dissect.fve: ONE_DRIVE
+    ENTRA_ID = 0x0004  # dissect.fve: AZURE_ACTIVE_DIRECTORY
+    FILE = 0x0008
+    PRINTED = 0x0010
+
+    @property
+    def label(self) -> str:
+        """How the output names the destination."""
+        return _BACKUP_LABELS[self]
+
+
+_BACKUP_LABELS = {
+    BackupMethod.ACTIVE_DIRECTORY: "active_directory",
+    BackupMethod.MICROSOFT_ACCOUNT: "microsoft_account",
+    BackupMethod.ENTRA_ID: "entra_id",
+    BackupMethod.FILE: "file",
+    BackupMethod.PRINTED: "printout",
+}
+
+
+def backup_destinations(method: int) -> list[str]:
+    """The destinations a BACKUP INFO method names: one known code, else each known bit, and any
+    unknown remainder as hex (shown, never dropped)."""
+    try:
+        return [BackupMethod(method).label]
+    except ValueError:
+        pass
+    names = [m.label for m in BackupMethod if method & m]
+    rest = method & ~sum(BackupMethod)
+    return names + ([f"0x{rest:04x}"] if rest or not names else [])
+
+
 class ProtectorType(str, enum.Enum):
     """Key protector kinds, named as the JSON output spells them."""
 

@@ -85,6 +85,14 @@ VmkValue = Struct(
 )
 #: EXTERNAL KEY: the entry of a .BEK file, naming its protector; properties nested.
 ExternalKeyValue = Struct("guid" / Guid, "creation_time" / Int64ul)
+#: BACKUP INFO (0x15): when and where a recovery-password protector was backed up. Nested as the
+#: last property of recovery-password VMKs since Windows 10 (late 2019); see docs/format.md 3.7.
+BackupInfoValue = Struct(
+    "creation_time" / Int64ul,  # FILETIME
+    "backup_time" / Int64ul,  # FILETIME
+    "method" / Int16ul,  # BackupMethod: where the key went
+    "flags" / Int16ul,  # meaning unknown (2 on every volume seen)
+)
 #: OFFSET AND SIZE: where the relocated volume header lives (Windows 8+ appends more).
 OffsetSizeValue = Struct("offset" / Int64ul, "size" / Int64ul, "extra" / GreedyBytes)
 OFFSET_SIZE_FIXED = 16
