@@ -18,7 +18,10 @@ from .scan import SourceReport, VolumeReport
 
 if TYPE_CHECKING:
     from .decrypt import DecryptResult
+    from .escrow.record import EscrowProblem, EscrowRecord
+    from .hashline import Export
     from .keys import VolumeKeys
+    from .matching import MatchReport
     from .protectors import UnlockResult
     from .volume import BitLockerVolume
 
@@ -245,3 +248,109 @@ def keys_document(vol: BitLockerVolume, keys: VolumeKeys, show_keys: bool) -> di
 def failure_document(command: str, message: str, exit_code: int) -> dict[str, Any]:
     """What ``--json`` prints when a command fails: the one-line message and the exit code."""
     return {**_FAILURE_FIELDS.get(command, {}), "error": message, "exit_code": exit_code}
+
+
+# --- match -----------------------------------------------------------------------------------------
+
+
+def _key_source(record: EscrowRecord) -> dict[str, Any]:
+    return {**record.locator.as_dict(), "source_type": record.source_type}
+
+
+def _key_value(record: EscrowRecord, show_keys: bool) -> dict[str, Any]:
+    """The key itself: a recovery password masked unless ``show_keys``, other keys only then."""
+    from .keys import mask
+
+    if record.recovery_password is not None:
+        return {"recovery_password": str(record.recovery_password) if show_keys else mask(record.recovery_password)}
+    if record.secret is not None and show_keys:
+        return {"key": record.secret.hex()}
+    return {}
+
+
+def escrow_key_record(record: EscrowRecord, show_keys: bool) -> dict[str, Any]:
+    """An escrowed key as the match report lists it: what it is, where it came from, what the
+    source says of it (never the key unless ``show_keys``, and a malformed key's text only then)."""
+    d: dict[str, Any] = {"kind": record.kind, "key_id": record.key_id, "key_source": _key_source(record)}
+    for name in ("computer_name", "device_id", "volume_guid", "volume_type"):
+        if getattr(record, name):
+            d[name] = getattr(record, name)
+    if record.created_at is not None:
+        d["created_at"] = iso_utc(record.created_at)
+    if not record.well_formed:
+        d["bad_groups"] = record.bad_groups
+        if show_keys and record.raw:
+            d["raw"] = record.raw
+    d.update(_key_value(record, show_keys))
+    return d
+
+
+def _volume_where(ref: Any) -> dict[str, Any]:
+    return {"source": ref.source, "partition": ref.partition, "offset": ref.offset,
+            "volume_guid": ref.volume.metadata.volume_guid}
+
+
+def match_document(report: MatchReport, problems: list[EscrowProblem], show_keys: bool) -> dict[str, Any]:
+    """Each volume and the key that opened it, and every key that did not open anything, why."""
+    matched = {id(m.ref): m for m in report.matches}
+    locked = {id(r) for r in report.locked}
+    volumes = []
+    for ref in report.volumes:
+        status = "matched" if id(ref) in matched else "locked" if id(ref) in locked else "no_key_needed"
+        volumes.append({**_volume_where(ref), "description": ref.volume.metadata.description, "status": status})
+    return {
+        "volumes": volumes,
+        "matches": [
+            {**_volume_where(m.ref), "protector_id": m.protector.guid if m.protector else None,
+             "protector_type": m.protector.type.value if m.protector else m.record.kind,
+             "key_id": m.protector.key_id if m.protector else None, "matched_by": m.matched_by, "verified": True,
+             **escrow_key_record(m.record, show_keys)}
+            for m in report.matches
+        ],
+        "stale": [
+            {**_volume_where(s.ref), "protector_id": s.protector.guid if s.protector else None, "reason": s.reason,
+             **escrow_key_record(s.record, show_keys)}
+            for s in report.stale
+        ],
+        "unmatched_keys": [escrow_key_record(r, show_keys) for r in report.unmatched],
+        "malformed": [escrow_key_record(r, show_keys) for r in report.malformed],
+        "duplicates": [{"kind": g[0].kind, "key_id": g[0].key_id, "key_sources": [_key_source(r) for r in g]}
+                       for g in report.duplicates],
+        "conflicts": [{"key_id": g[0].key_id, "key_sources": [_key_source(r) for r in g]} for g in report.conflicts],
+        "locked_volumes": [
+            {**_volume_where(ref), "description": ref.volume.metadata.description,
+             "protectors": [{k: v for k, v in protector_record(p).items() if k != "code"}
+                            for p in ref.volume.metadata.protectors]}
+            for ref in report.locked
+        ],
+        "problems": [{"key_source": p.locator.as_dict(), "error": p.message} for p in problems],
+        "try_all": {"keys": report.try_all.keys, "protectors": report.try_all.protectors,
+                    "stretches": report.try_all.stretches, "ran": report.try_all.ran,
+                    "skipped_because": report.try_all.reason},
+    }
+
+
+def key_id_document(prefix: str, records: list[EscrowRecord], show_keys: bool) -> dict[str, Any]:
+    """``match --key-id``: every escrowed key under a Key ID, newest first, and whether the
+    prefix is ambiguous (several different keys share it)."""
+    distinct = {r.value_text() for r in records if r.well_formed}
+    return {"key_id": prefix, "keys": [escrow_key_record(r, show_keys) for r in records],
+            "ambiguous": len(distinct) > 1}
+
+
+# --- hash ------------------------------------------------------------------------------------------
+
+
+def hash_document(vol: BitLockerVolume, found: Export) -> dict[str, Any]:
+    """``hash --json``: one entry per ``$bitlocker$`` line, and the password or recovery-password
+    protectors that got none, with why (hashcat takes no recovery-password line)."""
+
+    def ids(p: Protector) -> dict[str, Any]:
+        return {"protector_id": p.guid, "key_id": p.key_id, "protector_type": p.type.value}
+
+    return {
+        "volume_guid": vol.metadata.volume_guid,
+        "lines": [{**ids(x.protector), "hash_type": int(x.line.hash_type), "line": str(x.line)} for x in found.lines],
+        "format": found.tool.value,
+        "left_out": [{**ids(x.protector), "reason": x.reason} for x in found.left_out],
+    }

@@ -7,6 +7,7 @@ on a volume image starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -108,6 +109,23 @@ def _warn(*warnings: str) -> None:
     """What is wrong but did not stop the command: on stderr, one line each."""
     for line in warnings:
         _err(f"warning: {line}")
+
+
+@contextlib.contextmanager
+def _unlocked(source: str, volume: Optional[int], offset: Optional[int], creds, strict: bool):
+    """Open the evidence, pick the volume, unlock it: what every command with a credential does
+    first. Yields (volume, unlock result) with the evidence open; the warnings of both reach
+    stderr once the command is done."""
+    from ..protectors import unlock
+    from ..scan import select
+    from ..sources import open_source
+
+    with open_source(source) as src:
+        vol = select(src, volume, offset, strict)
+        _require_credential(vol, creds)
+        result = unlock(vol, creds, strict=strict)
+        yield vol, result
+        _warn(*vol.warnings, *result.warnings)
 
 
 def _require_credential(vol, creds) -> None:
@@ -224,23 +242,16 @@ def verify(
     as_json: bool = JsonOpt,
 ) -> None:
     """Prove a credential offline, without decrypting: which protector does it open? Exit 0 yes, 1 no."""
-    from ..protectors import unlock
     from ..report import verify_document
-    from ..scan import select
-    from ..sources import open_source
     from . import render
 
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
-    with open_source(source) as src:
-        vol = select(src, volume, offset, strict)
-        _require_credential(vol, creds)
-        result = unlock(vol, creds, strict=strict)
+    with _unlocked(source, volume, offset, creds, strict) as (vol, result):
         data = verify_document(vol, result, show_keys)
         if as_json:
             _emit_json(data)
         else:
             render.verify(data)
-        _warn(*vol.warnings, *result.warnings)
 
 
 @app.command()
@@ -268,20 +279,14 @@ def decrypt(
     """Write the decrypted volume (raw image) to a file or stdout, with SHA-256 and filesystem check."""
     from ..decrypt import decrypt_to
     from ..errors import UsageError
-    from ..protectors import unlock
     from ..report import decrypt_document
-    from ..scan import select
-    from ..sources import open_source
     from ..stream import DecryptedStream
     from . import render
 
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
     if output != "-" and os.path.abspath(output) == os.path.abspath(source):
         raise UsageError("the output would overwrite the evidence")
-    with open_source(source) as src:
-        vol = select(src, volume, offset, strict)
-        _require_credential(vol, creds)
-        result = unlock(vol, creds, strict=strict)
+    with _unlocked(source, volume, offset, creds, strict) as (vol, result):
         stream = DecryptedStream(vol, result, assume_encrypted=assume_encrypted)
         with render.progress(stream.size, enabled=not as_json or output != "-") as advance:
             done = decrypt_to(stream, output, resume=resume, progress=advance, stdout=sys.stdout.buffer)
@@ -290,7 +295,6 @@ def decrypt(
             _emit_json(data, sys.stderr if output == "-" else sys.stdout)
         else:
             render.decrypt(data)
-        _warn(*vol.warnings, *result.warnings)
 
 
 @app.command()
@@ -318,17 +322,11 @@ def keys(
     from ..keyfiles import fvek_file
     from ..keys import keychain_rows, volume_keys
     from ..outputs import write_new_file
-    from ..protectors import unlock
     from ..report import keys_document
-    from ..scan import select
-    from ..sources import open_source
     from . import render
 
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
-    with open_source(source) as src:
-        vol = select(src, volume, offset, strict)
-        _require_credential(vol, creds)
-        result = unlock(vol, creds, strict=strict)
+    with _unlocked(source, volume, offset, creds, strict) as (vol, result):
         found = volume_keys(vol, result)
         data = keys_document(vol, found, show_keys)
         if export_fvek is not None:
@@ -346,7 +344,127 @@ def keys(
             _emit_json(data)
         else:
             render.keys(data)
-        _warn(*vol.warnings, *result.warnings)
+
+
+@app.command()
+@handle_errors
+def match(
+    sources: Optional[List[str]] = typer.Argument(None, metavar="SOURCE...", help="Evidence: images, devices or volume files."),
+    keys: List[str] = typer.Option(..., "--keys", "-k", help="Escrowed keys: files or directories (walked), '-' for stdin."),
+    key_id: Optional[str] = typer.Option(None, "--key-id", help="No evidence: the escrowed keys under this Key ID "
+                                                                "(8 or more hex digits of the protector GUID)."),
+    csv_out: Optional[str] = typer.Option(None, "--csv", help="Also write one row per volume to this CSV file."),
+    keychain: Optional[str] = typer.Option(None, "--keychain", help="Write every proved key as dissect.target keychain rows."),
+    try_all: bool = typer.Option(False, "--try-all", help="Try keys without an identifier however many stretches it takes."),
+    try_limit: int = typer.Option(5000, "--try-limit", help="Stretches the identifier-less phase may run without --try-all."),
+    show_keys: bool = typer.Option(False, "--show-keys", help="Print the keys in full."),
+    strict: bool = StrictOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Prove which escrowed key opens which volume: by Key ID first, then by crypto. Exit 0 all opened, 1 some locked."""
+    from ..errors import BitLockerError, NotFoundError, UsageError
+    from ..escrow import load_keys
+    from ..matching import VolumeRef, keys_for_key_id, match_keys
+    from ..outputs import write_new_file
+    from ..report import key_id_document, match_document
+    from ..scan import scan as do_scan
+    from ..sources import open_source
+    from . import render
+
+    loaded = load_keys(keys)
+    if key_id is not None:
+        if sources:
+            raise UsageError("--key-id looks keys up without evidence; give SOURCE or --key-id, not both")
+        found = keys_for_key_id(key_id, loaded.records)
+        doc = key_id_document(key_id, found, show_keys)
+        _emit_json(doc) if as_json else render.key_id(doc)
+        if not found:
+            raise NotFoundError(f"no escrowed key has a Key ID starting {key_id} ({len(loaded.records)} keys read)")
+        return
+    if not sources:
+        raise UsageError("give the evidence (SOURCE...) or --key-id")
+    refs, errors, warnings = [], [], []
+    opened = []
+    try:
+        for path in sources:
+            try:
+                src = open_source(path)
+            except BitLockerError as exc:
+                errors.append(str(exc))
+                continue
+            opened.append(src)
+            for r in do_scan(src, strict).volumes:
+                if r.error:
+                    errors.append(r.error)
+                elif r.volume is not None:
+                    refs.append(VolumeRef(src.path, r.partition, r.offset, r.volume))
+                    warnings += r.volume.warnings
+
+        with render.progress(0, enabled=not as_json, label="keys without an identifier", unit="stretches") as advance:
+            def announce(cost) -> None:
+                if cost.ran:
+                    _err(f"trying {cost.keys} keys without an identifier on {cost.protectors} recovery-password "
+                         f"protectors: {cost.stretches} stretches")
+                    advance(0, total=cost.stretches)
+                else:
+                    _err(f"warning: {cost.reason}")
+
+            result = match_keys(refs, loaded.records, try_all=try_all, try_limit=try_limit, announce=announce,
+                                progress=advance)
+        doc = match_document(result, loaded.problems, show_keys)
+        if csv_out is not None:
+            write_new_file(csv_out, _csv([["source", "partition", "offset", "volume_guid", "description", "status",
+                                           "protector_id", "protector_type", "key_file", "key_locator", "matched_by"]]
+                                         + _match_rows(doc)).encode(), secret=False)
+        if keychain is not None:
+            rows = _match_keychain(result)
+            write_new_file(keychain, _csv(rows).encode())
+            doc["keychain"], doc["keychain_rows"] = keychain, len(rows)
+        if as_json:
+            _emit_json(doc)
+        else:
+            render.match(doc)
+    finally:
+        for src in opened:
+            src.close()
+    _warn(*warnings)
+    for line in errors:
+        _err(line)
+    if errors:
+        raise typer.Exit(3)
+    if not refs:
+        raise NotFoundError(f"no BitLocker volume found in {', '.join(sources)}")
+    if result.locked:
+        raise typer.Exit(1)
+
+
+def _match_rows(doc: dict) -> list[list]:
+    """``match --csv``: one row per volume, for a case report."""
+    by_volume = {(m["source"], m["offset"]): m for m in doc["matches"]}
+    rows = []
+    for v in doc["volumes"]:
+        m = by_volume.get((v["source"], v["offset"]), {})
+        src = m.get("key_source", {})
+        at = src.get("line") or src.get("row") or src.get("dn") or src.get("json_path") or ""
+        rows.append([v["source"], "" if v["partition"] is None else v["partition"], v["offset"], v["volume_guid"],
+                     v["description"] or "", v["status"], m.get("protector_id") or "", m.get("protector_type", ""),
+                     src.get("file", ""), at, m.get("matched_by", "")])
+    return rows
+
+
+def _match_keychain(result) -> list[tuple[str, str, str, str]]:
+    """dissect.target keychain rows of every proved key (never an unproved one)."""
+    rows = []
+    for m in result.matches:
+        r = m.record
+        if r.recovery_password is not None and m.protector is not None:
+            rows.append(("bitlocker", "recovery_key", m.protector.guid, str(r.recovery_password)))
+        elif r.kind == "startup_key" and m.protector is not None and r.locator.file != "-":
+            rows.append(("bitlocker", "file", m.protector.guid, os.path.abspath(r.locator.file)))
+        elif r.kind == "fvek" and r.secret is not None:
+            protectors = m.ref.volume.metadata.protectors
+            rows.append(("bitlocker", "raw", protectors[0].guid if protectors else "", r.secret.hex()))
+    return rows
 
 
 def _csv(rows) -> str:
@@ -356,6 +474,9 @@ def _csv(rows) -> str:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue()
+
+
+from . import hash_command  # noqa: E402,F401 - registers the `hash` command
 
 
 def _plaintext_to_stdout(argv: list[str]) -> bool:

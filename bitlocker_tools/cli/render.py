@@ -215,20 +215,85 @@ def keys(data: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def progress(total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """A Rich progress bar on stderr with rate and ETA; silent when stderr is not a terminal."""
+def progress(total: int, enabled: bool = True, label: str = "decrypting",
+             unit: str | None = None) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr with rate and ETA; silent when stderr is not a terminal.
+    ``unit`` None counts bytes; otherwise counts of ``unit`` (e.g. "stretches"). The callable it
+    gives advances the bar; ``total=`` (re)sets its length once that is known."""
     from rich.progress import (
         BarColumn,
         DownloadColumn,
+        MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:  # type: ignore[override]
+            return Text(f"{task.speed:.1f} {unit}/s" if task.speed else f"- {unit}/s")
 
     if not enabled or not sys.stderr.isatty():
-        yield lambda n: None
+        yield lambda n, total=None: None
         return
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), TimeRemainingColumn(), console=_err(), transient=True) as bar:
-        task = bar.add_task("decrypting", total=total)
-        yield lambda n: bar.advance(task, n)
+    columns = [DownloadColumn(), TransferSpeedColumn()] if unit is None else [MofNCompleteColumn(), Rate()]
+    with Progress("[progress.description]{task.description}", BarColumn(), *columns, TimeRemainingColumn(),
+                  console=_err(), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(n: int, total: int | None = None) -> None:
+            if total is not None:
+                bar.update(task, total=total)
+            bar.advance(task, n)
+
+        yield advance
+
+
+def match(data: dict[str, Any]) -> None:
+    """The match document: each volume and its key, then what else the escrow holds."""
+    con = _out()
+    by_volume = {(m["source"], m["offset"]): m for m in data["matches"]}
+    locked = {(v["source"], v["offset"]): v for v in data["locked_volumes"]}
+    for v in data["volumes"]:
+        where = f"{v['source']}" + (f" partition {v['partition']}" if v["partition"] is not None else "")
+        m = by_volume.get((v["source"], v["offset"]))
+        if m:
+            src = m["key_source"]
+            at = src.get("line") or src.get("row") or src.get("dn") or src.get("json_path")
+            con.print(f"[green]opened[/green]  {where}: {m['protector_type']} {m['protector_id'] or ''} "
+                      f"by {m['matched_by'].replace('_', ' ')}, key from {src['file']}"
+                      + (f" ({at})" if at else "") + (f": {m['recovery_password']}" if "recovery_password" in m else ""))
+        elif v["status"] == "no_key_needed":
+            con.print(f"[green]open[/green]    {where}: no key needed (suspended or decrypted)")
+        else:
+            con.print(f"[red]locked[/red]  {where} ({v['description'] or 'no description'})")
+            for p in locked.get((v["source"], v["offset"]), {}).get("protectors", []):
+                hints = "".join(f", {_backup_text(b)}" for b in p.get("backup", []))
+                con.print(f"          Key ID {p['key_id']}  {p['type']}{hints}")
+    sections = [("stale", "stale keys (the identifier matches, the key does not, or older than the volume)"),
+                ("unmatched_keys", "keys that match nothing"), ("malformed", "malformed keys"),
+                ("duplicates", "the same key in several places"), ("conflicts", "one identifier, different keys")]
+    for key, title in sections:
+        if data[key]:
+            con.print(f"{title}: {len(data[key])}")
+    for r in data["malformed"][:20]:
+        src = r["key_source"]
+        con.print(f"  {src['file']} line {src.get('line', src.get('row', '?'))}: groups {r['bad_groups']} fail the check")
+    for problem in data["problems"][:20]:
+        con.print(f"[yellow]unreadable:[/yellow] {problem['key_source']['file']}: {problem['error']}")
+    if data["try_all"]["skipped_because"]:
+        con.print(f"[yellow]not tried:[/yellow] {data['try_all']['skipped_because']}")
+
+
+def key_id(data: dict[str, Any]) -> None:
+    con = _out()
+    for r in data["keys"]:
+        src = r["key_source"]
+        state = "valid" if "bad_groups" not in r else f"groups {r['bad_groups']} fail the check"
+        con.print(f"{r.get('key_id')}  {r.get('recovery_password', '(not a recovery password)')}  "
+                  f"{r.get('computer_name', '-')}  {r.get('created_at', '-')}  {state}  {src['file']}")
+    if data["ambiguous"]:
+        con.print(f"[yellow]{len(data['keys'])} keys share the Key ID {data['key_id']}: give more digits of the "
+                  "identifier to tell them apart[/yellow]")
