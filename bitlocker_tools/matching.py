@@ -129,21 +129,34 @@ def _needs_no_key(ref: VolumeRef) -> bool:
 _KIND_OPENS = {RECOVERY_PASSWORD: ProtectorType.RECOVERY_PASSWORD, STARTUP_KEY: ProtectorType.STARTUP_KEY}
 
 
-def _candidates(record: EscrowRecord, volumes: list[VolumeRef]) -> list[tuple[VolumeRef, Protector | None, str]]:
+@dataclass
+class _Index:
+    """Every protector of every volume, by GUID, so that 10,000 escrowed keys find theirs without
+    comparing each against each (a prefix still compares: prefixes are few, and of any length)."""
+
+    volumes: list[VolumeRef]
+    by_guid: dict[str, list[tuple[VolumeRef, Protector]]] = field(default_factory=dict)
+    all: list[tuple[VolumeRef, Protector]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for ref in self.volumes:
+            for p in ref.volume.metadata.protectors:
+                self.by_guid.setdefault(p.guid, []).append((ref, p))
+                self.all.append((ref, p))
+
+
+def _candidates(record: EscrowRecord, index: _Index) -> list[tuple[VolumeRef, Protector | None, str]]:
     """The (volume, protector, how) pairs a record's identifiers point at."""
     out: list[tuple[VolumeRef, Protector | None, str]] = []
     kind = _KIND_OPENS.get(record.kind)
     if record.key_id:
-        for ref in volumes:
-            for p in ref.volume.metadata.protectors:
-                if kind is not None and p.type != kind:
-                    continue
-                if p.guid == record.key_id:
-                    out.append((ref, p, BY_PROTECTOR_ID))
-                elif not record.full_key_id and p.guid.startswith(record.key_id):
-                    out.append((ref, p, BY_KEY_ID_PREFIX))
+        if record.full_key_id:
+            named = [(ref, p, BY_PROTECTOR_ID) for ref, p in index.by_guid.get(record.key_id, [])]
+        else:
+            named = [(ref, p, BY_KEY_ID_PREFIX) for ref, p in index.all if p.guid.startswith(record.key_id)]
+        out += [(ref, p, how) for ref, p, how in named if kind is None or p.type == kind]
     if record.volume_guid:
-        for ref in volumes:
+        for ref in index.volumes:
             if ref.volume.metadata.volume_guid == record.volume_guid and not any(r is ref for r, _, _ in out):
                 protectors = [p for p in ref.volume.metadata.protectors if kind is None or p.type == kind]
                 out += [(ref, p, BY_VOLUME_GUID) for p in protectors] or [(ref, None, BY_VOLUME_GUID)]
@@ -252,7 +265,8 @@ def match_keys(volumes: list[VolumeRef], records: Iterable[EscrowRecord], try_al
     tried: set[int] = set()
 
     # 1 and 2: by identifier, every pair proved
-    pairs = [(r, *c) for r in candidates_of for c in _candidates(r, volumes)]
+    index = _Index(volumes)
+    pairs = [(r, *c) for r in candidates_of for c in _candidates(r, index)]
     rp_pairs = [(p, r) for r, ref, p, _ in pairs if r.kind == RECOVERY_PASSWORD and p is not None]
     opened_rp = _prove_recovery_passwords(rp_pairs, core)
     for r, ref, p, how in pairs:
@@ -271,7 +285,24 @@ def match_keys(volumes: list[VolumeRef], records: Iterable[EscrowRecord], try_al
     matched_records = {id(m.record) for m in report.matches}
     report.stale = [s for s in report.stale if id(s.record) not in matched_records]
 
-    # 3: keys without an identifier, against every recovery-password protector still locked
+    # 3: keys without an identifier. Those that need no stretch (an FVEK, a VMK, a startup key
+    # that named no protector here) cost microseconds: tried on every volume still locked.
+    locked = [ref for ref in volumes if id(ref) not in opened_volumes and not _needs_no_key(ref)]
+    for r in candidates_of:
+        if r.kind == RECOVERY_PASSWORD or id(r) in matched_records or id(r) in tried:
+            continue
+        for ref in locked:
+            if id(ref) in opened_volumes:
+                continue
+            protectors = [p for p in ref.volume.metadata.protectors if p.type == ProtectorType.STARTUP_KEY] \
+                if r.kind == STARTUP_KEY else [None]
+            hit = next((p for p in protectors if _proves_direct(ref, p, r, core)), False)
+            if hit is not False:
+                report.matches.append(Match(ref, hit, r, BY_TRYING))
+                opened_volumes.add(id(ref))
+                break
+    matched_records = {id(m.record) for m in report.matches}
+    # ... and recovery passwords, against every recovery-password protector still locked
     idless = [r for r in candidates_of if r.kind == RECOVERY_PASSWORD and not r.key_id and id(r) not in matched_records]
     locked = [ref for ref in volumes if id(ref) not in opened_volumes and not _needs_no_key(ref)]
     targets = [(ref, p) for ref in locked for p in ref.volume.metadata.protectors

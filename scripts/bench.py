@@ -520,6 +520,22 @@ def main() -> None:
                      "", f"{keys_s / pw_s:.2f}x verify with the password ({pw_s:.3f} s)"])
         m["verify_s"] = verify_s
         rep.table("End to end (CLI processes)", ["what", "time", "rate", "vs"], rows)
+
+        # Key matching (issue #16): 10,000 escrowed keys by ID, and the identifier-less path.
+        import _bench_match
+
+        ids = _bench_match.by_id(cdir, man)
+        idless = _bench_match.idless_rate(cdir, 128 if args.quick else 512)
+        core_rate = m.get("batch_auto_all")
+        rep.table("Key matching (issue #16)", ["what", "figure", "target", "verdict"], [
+            [f"match {ids['keys']:,} escrowed keys (one Graph JSON export) by ID against the 14 corpus volumes, "
+             "beyond the crypto proofs", f"{ids['beyond_s']:.2f} s (reading {ids['load_s']:.2f} s; the proofs "
+             f"{ids['crypto_s']:.2f} s; {ids['matched']} matched)", "< 1 s", "met" if ids["beyond_s"] < 1 else "MISSED"],
+            [f"keys without an identifier, {idless['keys']} against one protector, all {cores} cores",
+             f"{idless['keys_per_s']:.1f} keys/s = {idless['keys_per_s'] / core_rate:.2f}× the batched core"
+             if core_rate else f"{idless['keys_per_s']:.1f} keys/s", "≥ 0.9× the batched core",
+             ("met" if idless["keys_per_s"] >= 0.9 * core_rate else "MISSED") if core_rate else "n/a"],
+        ])
         weather.append(steadiness_probe())
         rep.table("Issue #11 targets, judged on this run", ["target", "measured", "verdict"], targets(m, cores),
                   first=True)

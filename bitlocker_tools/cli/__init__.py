@@ -366,7 +366,7 @@ def match(
     from ..escrow import load_keys
     from ..matching import VolumeRef, keys_for_key_id, match_keys
     from ..outputs import write_new_file
-    from ..report import key_id_document, match_document
+    from ..report import failure_document, key_id_document, match_document
     from ..scan import scan as do_scan
     from ..sources import open_source
     from . import render
@@ -412,6 +412,15 @@ def match(
             result = match_keys(refs, loaded.records, try_all=try_all, try_limit=try_limit, announce=announce,
                                 progress=advance)
         doc = match_document(result, loaded.problems, show_keys)
+        code, message = 0, None
+        if errors:
+            code, message = 3, errors[0]
+        elif not refs:
+            code, message = 1, f"no BitLocker volume found in {', '.join(sources)}"
+        elif result.locked:
+            code, message = 1, f"{len(result.locked)} of {len(refs)} BitLocker volumes stay locked"
+        if message:
+            doc.update(failure_document("match", message, code))
         if csv_out is not None:
             write_new_file(csv_out, _csv([["source", "partition", "offset", "volume_guid", "description", "status",
                                            "protector_id", "protector_type", "key_file", "key_locator", "matched_by"]]
@@ -428,14 +437,10 @@ def match(
         for src in opened:
             src.close()
     _warn(*warnings)
-    for line in errors:
+    for line in errors or ([message] if message and not result.locked else []):
         _err(line)
-    if errors:
-        raise typer.Exit(3)
-    if not refs:
-        raise NotFoundError(f"no BitLocker volume found in {', '.join(sources)}")
-    if result.locked:
-        raise typer.Exit(1)
+    if code:
+        raise typer.Exit(code)
 
 
 def _match_rows(doc: dict) -> list[list]:

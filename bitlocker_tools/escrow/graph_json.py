@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 from . import free_text
 from . import vocabulary as v
-from .columns import compact, map_columns
+from .columns import ColumnMap, compact, map_columns
 from .record import EscrowProblem, Found, Locator
 from .rows import read_row
 
@@ -58,8 +58,9 @@ def read(text: str, file: str) -> Iterator[Found]:
             return
         yield EscrowProblem(where, f"JSON stops being valid here ({error.msg}); what follows is not read")
     several = len(docs) > 1
+    maps: dict[tuple[str, ...], ColumnMap] = {}  # an export repeats one object shape thousands of times
     for line, doc in docs:
-        yield from _walk(doc, "$", Locator(file, line=line if several else None), {})
+        yield from _walk(doc, "$", Locator(file, line=line if several else None), {}, maps)
     last = docs[-1][1] if docs else None
     pages = last if isinstance(last, list) else [last]
     if pages and isinstance(pages[-1], dict) and any(k.lower() == "@odata.nextlink" for k in pages[-1]):
@@ -74,17 +75,26 @@ def _field(obj: dict, name: str) -> object:
     return None
 
 
-def _walk(node: object, path: str, where: Locator, inherited: dict[str, str]) -> Iterator[Found]:
+def _columns(names: list[str], maps: dict[tuple[str, ...], ColumnMap]) -> ColumnMap:
+    """map_columns, once per distinct set of field names in one file."""
+    key = tuple(names)
+    if key not in maps:
+        maps[key] = map_columns(names)
+    return maps[key]
+
+
+def _walk(node: object, path: str, where: Locator, inherited: dict[str, str],
+          maps: dict[tuple[str, ...], ColumnMap]) -> Iterator[Found]:
     if isinstance(node, list):
         for i, item in enumerate(node):
-            yield from _walk(item, f"{path}[{i}]", where, inherited)
+            yield from _walk(item, f"{path}[{i}]", where, inherited, maps)
         return
     if not isinstance(node, dict):
         return
     value = _field(node, "value")
     if isinstance(value, (list, dict)):
         key = next(k for k in node if k.lower() == "value")
-        yield from _walk(value, f"{path}.{key}", where, inherited)
+        yield from _walk(value, f"{path}.{key}", where, inherited, maps)
         return
     legacy = _field(node, "bitlockerkey")
     if isinstance(legacy, list):
@@ -93,14 +103,14 @@ def _walk(node: object, path: str, where: Locator, inherited: dict[str, str]) ->
         extra = {"displayName": str(name)} if name else {}
         for i, item in enumerate(legacy):
             if isinstance(item, dict):
-                yield from _item(item, f"{path}.{key}[{i}]", where, extra, "azure_portal_json")
+                yield from _item(item, f"{path}.{key}[{i}]", where, extra, "azure_portal_json", maps)
         return
-    if _is_key_object(node):
-        yield from _item(node, path, where, inherited, "graph_json")
+    if _is_key_object(node, maps):
+        yield from _item(node, path, where, inherited, "graph_json", maps)
         return
     for k, child in node.items():
         if isinstance(child, (dict, list)):
-            yield from _walk(child, f"{path}.{k}", where, inherited)
+            yield from _walk(child, f"{path}.{k}", where, inherited, maps)
 
 
 def _scalars(obj: dict) -> tuple[list[str], list[str]]:
@@ -113,23 +123,24 @@ def _scalars(obj: dict) -> tuple[list[str], list[str]]:
     return names, values
 
 
-def _is_key_object(obj: dict) -> bool:
+def _is_key_object(obj: dict, maps: dict[tuple[str, ...], ColumnMap]) -> bool:
     names, _ = _scalars(obj)
     if str(_field(obj, "@odata.type") or "").lower() == _KEY_OBJECT_TYPE:
         return True
-    cmap = map_columns(names)
+    cmap = _columns(names, maps)
     if cmap.has(v.KEY):  # a key, with something that says it is an escrowed one
         return cmap.has(v.KEY_ID) or cmap.has(v.DEVICE_ID) or cmap.has(v.COMPUTER) or cmap.has(v.VOLUME_TYPE)
     return cmap.has(v.KEY_ID) and len({compact(n) for n in names} & _GRAPH_FIELDS) >= 3
 
 
-def _item(obj: dict, path: str, where: Locator, inherited: dict[str, str], source: str) -> Iterator[Found]:
+def _item(obj: dict, path: str, where: Locator, inherited: dict[str, str], source: str,
+          maps: dict[tuple[str, ...], ColumnMap]) -> Iterator[Found]:
     names, values = _scalars(obj)
     for k, val in inherited.items():
         if k not in names:
             names.append(k)
             values.append(val)
-    cmap = map_columns(names)
+    cmap = _columns(names, maps)
     if not cmap.has(v.KEY):
         ident = next((values[i] for i in cmap.roles.get(v.KEY_ID, []) if values[i]), "?")
         yield EscrowProblem(Locator(where.file, line=where.line, json_path=path),
