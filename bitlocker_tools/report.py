@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .keys import VolumeKeys
     from .matching import MatchReport
     from .protectors import UnlockResult
+    from .recover import SearchResult
+    from .search import GroupVerdict
     from .volume import BitLockerVolume
 
 #: Fields a failing command adds to ``{"error", "exit_code"}``, so that a script reading the
@@ -353,4 +355,40 @@ def hash_document(vol: BitLockerVolume, found: Export) -> dict[str, Any]:
         "lines": [{**ids(x.protector), "hash_type": int(x.line.hash_type), "line": str(x.line)} for x in found.lines],
         "format": found.tool.value,
         "left_out": [{**ids(x.protector), "reason": x.reason} for x in found.left_out],
+    }
+
+
+# --- check-key, recover ----------------------------------------------------------------------------
+
+
+def check_key_document(verdicts: list[GroupVerdict]) -> dict[str, Any]:
+    """Each group of a key as typed: valid or not, and the valid groups one digit or one adjacent
+    transposition away (the key is the user's own text: no secret is added to it)."""
+    return {
+        "valid": all(v.valid for v in verdicts),
+        "failing_groups": [v.index for v in verdicts if not v.valid],
+        "groups": [{"group": v.index, "text": v.text, "valid": v.valid, "corrections": v.corrections,
+                    "transpositions": v.transpositions} for v in verdicts],
+    }
+
+
+def recover_document(result: SearchResult, shard: str, show_keys: bool) -> dict[str, Any]:
+    """What a search found (masked unless ``show_keys``) and what it cost."""
+    from .keys import mask
+    from .recovery_password import RecoveryPassword
+
+    found = RecoveryPassword.from_key16(result.key16) if result.key16 is not None else None
+    target = result.target
+    return {
+        "found": found is not None,
+        "recovery_password": (str(found) if show_keys else mask(found)) if found else None,
+        "protector_id": target.protector.guid if target and target.protector else None,
+        "key_id": target.protector.key_id if target and target.protector else None,
+        "candidates_tried": result.tried,
+        "space_size": result.space_size,
+        "shard": shard,
+        "shard_size": result.shard_size,
+        "resumed_from": result.resumed_from,
+        "seconds": round(result.seconds, 3),
+        "rate": round((result.tried - result.resumed_from) / result.seconds, 1) if result.seconds > 0 else None,
     }

@@ -109,3 +109,35 @@ if __name__ == "__main__":
     salt = bytes(16)
     kdf.stretch_batch([bytes(32)] * 512, salt)
     print({"batched_core_keys_per_s": 512 / (time.perf_counter() - t0)})
+
+
+def recover_rate(cdir: Path, shards: int = 64) -> dict[str, float]:
+    """``recover``'s rate on all cores: one 64th of a whole unknown group (1,024 candidates) against
+    recovery_password.bin's protector, the key not among them (group 1 is wrong), so every
+    candidate is stretched and tried."""
+    from bitlocker_tools.recover import run_search, volume_targets
+    from bitlocker_tools.search import SearchSpace, parse_pattern
+
+    rp = "284867-596541-514998-422114-660297-261613-215424-199408".split("-")
+    rp[1], rp[3] = "000000", "??????"
+    vol = BitLockerVolume((cdir / "recovery_password.bin").open("rb"))
+    space = SearchSpace(parse_pattern("-".join(rp)))
+    t0 = time.perf_counter()
+    result = run_search(space, volume_targets(vol), shard=(1, shards))
+    secs = time.perf_counter() - t0
+    assert result.key16 is None
+    return {"candidates": result.tried, "secs": secs, "per_s": result.tried / secs}
+
+
+def hashcat_rate() -> float | None:
+    """``hashcat -b -m 22100`` on this machine (Debian's hashcat, the CPU through PoCL), H/s."""
+    import shutil
+    import subprocess
+
+    if shutil.which("hashcat") is None:
+        return None
+    proc = subprocess.run(["hashcat", "-b", "-m", "22100", "--machine-readable", "--quiet"], capture_output=True,
+                          text=True, timeout=600)
+    rates = [float(line.split(":")[-1]) for line in proc.stdout.splitlines() if line.count(":") >= 5
+             and line.split(":")[1] == "22100"]
+    return sum(rates) if rates else None

@@ -481,7 +481,8 @@ def _csv(rows) -> str:
     return out.getvalue()
 
 
-from . import hash_command  # noqa: E402,F401 - registers the `hash` command
+# The commands kept in modules of their own register themselves on `app` when imported.
+from . import hash_command, recover_command  # noqa: E402,F401
 
 
 def _plaintext_to_stdout(argv: list[str]) -> bool:

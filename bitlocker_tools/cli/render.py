@@ -297,3 +297,29 @@ def key_id(data: dict[str, Any]) -> None:
     if data["ambiguous"]:
         con.print(f"[yellow]{len(data['keys'])} keys share the Key ID {data['key_id']}: give more digits of the "
                   "identifier to tell them apart[/yellow]")
+
+
+def check_key(data: dict[str, Any]) -> None:
+    con = _out()
+    if data["valid"]:
+        con.print("[green]valid[/green]: every group passes its check (whether it opens a volume, only the volume can say)")
+        return
+    con.print(f"[red]invalid[/red]: group{'s' if len(data['failing_groups']) > 1 else ''} "
+              f"{', '.join(map(str, data['failing_groups']))} fail{'' if len(data['failing_groups']) > 1 else 's'} "
+              "the check (a multiple of 11 below 720896)")
+    for g in data["groups"]:
+        if not g["valid"]:
+            con.print(f"  group {g['group']} {g['text']}: one digit off: {', '.join(g['corrections']) or 'none'}; "
+                      f"two digits swapped: {', '.join(g['transpositions']) or 'none'}")
+
+
+def recover(data: dict[str, Any]) -> None:
+    con = _out()
+    cost = f"{data['candidates_tried']:,} of {data['space_size']:,} candidates tried"
+    if data["shard"] != "1/1":
+        cost += f" (shard {data['shard']}: {data['shard_size']:,})"
+    if data["found"]:
+        con.print(f"[green]found[/green]: {data['recovery_password']} opens protector {data['protector_id'] or '(the hash line)'}"
+                  f"; {cost}")
+    else:
+        con.print(f"[yellow]not found[/yellow]: no candidate opens a protector; {cost}")

@@ -1,0 +1,202 @@
+"""Searching a space of recovery-password candidates (:mod:`.search`) for the one that opens a
+protector: of a volume, or of a ``$bitlocker$`` line when the evidence may not travel.
+
+The candidates go to the batched core in chunks, on all cores; each chunk is hashed once
+(SHA-256 of the 16-byte keys in the core) and stretched once per target protector salt. After
+every chunk a small state file records how many candidates are done, so a search killed at any
+point (even by SIGKILL or a reboot) continues with ``resume`` where the record says, and no
+candidate recorded as tried is tried again. The state holds counts and a digest of the search,
+never a key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from ._core import load
+from .crypto import kdf
+from .errors import BadInputError, UsageError
+from .format.constants import ProtectorType, ValueType
+from .hashline import HashLine, HashType, key_opens
+from .metadata import Protector, StretchKeyValue
+from .protectors import try_vmk
+from .search import SearchSpace
+
+if TYPE_CHECKING:
+    from ._core import Core
+    from .volume import BitLockerVolume
+
+#: Candidates per chunk and worker: what keeps the batched core's pipelines full.
+PER_WORKER = 256
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing a candidate may open: a recovery-password protector, or a hash line."""
+
+    label: str  # the protector GUID, or "hash"
+    salt: bytes
+    opens: Callable[[bytes], bool]  # does this stretched key open it?
+    protector: Protector | None = None
+
+
+def volume_targets(volume: BitLockerVolume, key_id: str | None = None, core: Core | None = None) -> list[Target]:
+    """Every recovery-password protector of the volume (those whose GUID starts ``key_id``)."""
+    out = []
+    for p in volume.metadata.protectors:
+        if p.type != ProtectorType.RECOVERY_PASSWORD:
+            continue
+        if key_id and not p.guid.startswith(key_id.lower().strip("{}")):
+            continue
+        child = p.entry.child(ValueType.STRETCH_KEY)
+        if child is None or not isinstance(child.value, StretchKeyValue):
+            continue
+        out.append(Target(p.guid, child.value.salt, lambda key, p=p: try_vmk(p, key, core) is not None, p))
+    if not out:
+        has = ", ".join(f"{p.type.value} {p.key_id}" for p in volume.metadata.protectors) or "none"
+        which = f" whose ID starts {key_id}" if key_id else ""
+        raise UsageError(f"{volume.name}: no recovery-password protector{which} to search (volume has: {has})")
+    return out
+
+
+def hash_targets(line: HashLine, core: Core | None = None) -> list[Target]:
+    if line.hash_type not in (HashType.RECOVERY_PASSWORD, HashType.RECOVERY_PASSWORD_MAC):
+        raise UsageError("the hash line is of a user password (types 0 and 1): search it with John or hashcat; "
+                         "recover searches recovery passwords (types 2 and 3)")
+    return [Target("hash", line.salt, lambda key: key_opens(line, key, core))]
+
+
+@dataclass
+class SearchState:
+    """What a state file records."""
+
+    digest: str  # of the search: the targets, the space, the shard
+    done: int  # candidates of this shard tried, in order
+    space_size: int
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"digest": self.digest, "done": self.done, "space_size": self.space_size}))
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> SearchState:
+        try:
+            d = json.loads(path.read_text())
+            return cls(str(d["digest"]), int(d["done"]), int(d["space_size"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise BadInputError(f"{path}: not a readable search state file") from None
+
+
+def search_digest(space: SearchSpace, targets: list[Target], shard: tuple[int, int]) -> str:
+    """Names the search, so a state file is never applied to another one."""
+    text = json.dumps({"pattern": str(space.pattern), "typos": space.typos, "swaps": space.swaps,
+                       "any_order": space.any_order, "targets": [t.label for t in targets],
+                       "salts": [t.salt.hex() for t in targets], "shard": list(shard)})
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass
+class SearchResult:
+    key16: bytes | None
+    target: Target | None
+    tried: int  # candidates of this shard tried, resumed ones included
+    space_size: int  # candidates in the whole space
+    shard_size: int  # candidates in this shard
+    resumed_from: int
+    seconds: float
+
+
+def shard_size(space_size: int, shard: tuple[int, int]) -> int:
+    k, n = shard
+    return 0 if k > space_size else (space_size - k) // n + 1
+
+
+def run_search(space: SearchSpace, targets: list[Target], shard: tuple[int, int] = (1, 1),
+               state_path: Path | None = None, resume: bool = False, workers: int | None = None,
+               core: Core | None = None, progress: Callable[[int], None] | None = None,
+               budget: Callable[[float, int], None] | None = None) -> SearchResult:
+    """Try the candidates of ``space`` (this ``shard`` of it) against ``targets`` until one opens.
+
+    ``budget(rate, left)`` is called after the first chunk with the measured rate (candidates per
+    second) and the candidates left; it may raise to refuse a search that would take too long.
+    """
+    core = core or load()
+    workers = workers or os.cpu_count() or 1
+    size = space.size()
+    mine = shard_size(size, shard)
+    digest = search_digest(space, targets, shard)
+    start = 0
+    if state_path is not None and state_path.exists():
+        saved = SearchState.load(state_path)
+        if not resume:
+            raise UsageError(f"{state_path}: a search state exists ({saved.done} of {saved.space_size} candidates "
+                             "done): --resume continues it, or remove the file")
+        if saved.digest != digest:
+            raise BadInputError(f"{state_path}: the state is of another search (other pattern, options, targets "
+                                "or shard)")
+        start = saved.done
+    state = SearchState(digest, start, size)
+    t0 = time.perf_counter()
+    tried = start
+    chunk = PER_WORKER * workers
+    first = True
+    for keys in space.keys(start=start, shard=shard, chunk=chunk, core=core):
+        count = len(keys) // 16
+        digests = core.sha256_many(keys, 16)
+        initials = [digests[i * 32 : i * 32 + 32] for i in range(count)]
+        t_chunk = time.perf_counter()
+        for target in targets:
+            for i, key in enumerate(kdf.stretch_batch(initials, target.salt, core, workers=workers)):
+                if target.opens(key):
+                    tried += count
+                    _finish(state_path)
+                    return SearchResult(keys[i * 16 : i * 16 + 16], target, tried, size, mine, start,
+                                        time.perf_counter() - t0)
+        tried += count
+        state.done = tried
+        if state_path is not None:
+            state.save(state_path)
+        if progress:
+            progress(count)
+        if first and budget is not None:
+            first = False
+            budget(count / max(1e-9, time.perf_counter() - t_chunk), mine - tried)
+    _finish(state_path)
+    return SearchResult(None, None, tried, size, mine, start, time.perf_counter() - t0)
+
+
+def _finish(state_path: Path | None) -> None:
+    if state_path is not None:
+        state_path.unlink(missing_ok=True)
+
+
+def parse_duration(text: str) -> float:
+    """``--max-time``: seconds, or a number with s, m, h or d."""
+    t = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if t and t[-1] in units:
+            return float(t[:-1]) * units[t[-1]]
+        return float(t)
+    except ValueError:
+        raise UsageError(f"--max-time {text!r}: a number of seconds, or with s, m, h or d (e.g. 4h)") from None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``--shard K/N``: the K-th of N slices, 1 ≤ K ≤ N."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text!r}: K/N, e.g. 2/8") from None
+    if not 1 <= k <= n:
+        raise UsageError(f"--shard {text!r}: K must be between 1 and N")
+    return k, n

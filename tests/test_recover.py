@@ -1,0 +1,275 @@
+"""Recovering a mistyped or partly known recovery password, on the corpus: each kind of error
+found, every space's size checked against a count made here by brute force (not by the search's
+own enumeration), slices and resumed searches that try every candidate exactly once, the search
+of a hash line, and check-key."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from bitlocker_tools.recover import Target, run_search
+from bitlocker_tools.search import SearchSpace, key16_text, parse_pattern
+
+RP = "284867-596541-514998-422114-660297-261613-215424-199408"
+GROUPS = RP.split("-")
+VOLUME = "recovery_password.bin"
+NUMBERS = np.arange(1_000_000)
+#: every six-digit string that is a valid group, by brute force over all 10^6
+VALID = (NUMBERS % 11 == 0) & (NUMBERS < 720896)
+
+
+def _with(group: int, text: str) -> str:
+    g = list(GROUPS)
+    g[group] = text
+    return "-".join(g)
+
+
+def _matches(pattern: str) -> np.ndarray:
+    """Valid group values matching a 6-character pattern of digits and ?, by brute force."""
+    ok = VALID.copy()
+    for i, ch in enumerate(pattern):
+        if ch != "?":
+            ok &= NUMBERS // 10 ** (5 - i) % 10 == int(ch)
+    return ok
+
+
+def _hamming(typed: str) -> np.ndarray:
+    return sum((NUMBERS // 10 ** (5 - i) % 10 != int(c)).astype(int) for i, c in enumerate(typed))
+
+
+def _recover(run_cli, corpus_dir, pattern, *options):
+    proc = run_cli("recover", corpus_dir / VOLUME, "--pattern", pattern, "--workers", "2", "--show-keys", "--json",
+                   *options, timeout=900)
+    assert proc.returncode in (0, 1), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_one_unreadable_digit(run_cli, corpus_dir):
+    typed = GROUPS[1][:2] + "?" + GROUPS[1][3:]
+    analytic = int(_matches(typed).sum())
+    assert analytic == 1  # a known position: the check digit decides it
+    code, doc = _recover(run_cli, corpus_dir, _with(1, typed))
+    assert code == 0 and doc["recovery_password"] == RP
+    assert doc["space_size"] == doc["candidates_tried"] == analytic
+
+
+def test_one_wrong_digit(run_cli, corpus_dir):
+    typed = GROUPS[4][:3] + str((int(GROUPS[4][3]) + 3) % 10) + GROUPS[4][4:]
+    # keys within one wrong digit of what was typed: that group one digit off, or (none exist,
+    # but counted all the same) another group one digit off with this one as typed
+    h = [_hamming(g if i != 4 else typed) for i, g in enumerate(GROUPS)]
+    exact = [int((VALID & (hh == 0)).sum()) for hh in h]
+    near = [int((VALID & (hh == 1)).sum()) for hh in h]
+    analytic = int(np.prod(exact)) + sum(near[g] * int(np.prod([exact[k] for k in range(8) if k != g])) for g in range(8))
+    code, doc = _recover(run_cli, corpus_dir, _with(4, typed), "--typos", "1")
+    assert code == 0 and doc["recovery_password"] == RP
+    assert doc["space_size"] == doc["candidates_tried"] == analytic and 1 <= analytic <= 6
+
+
+def test_one_adjacent_swap(run_cli, corpus_dir):
+    g = GROUPS[6]
+    typed = g[0] + g[2] + g[1] + g[3:]
+    variants = {typed[:i] + typed[i + 1] + typed[i] + typed[i + 2 :] for i in range(5)} - {typed}
+    analytic = sum(1 for v in variants if int(v) % 11 == 0 and int(v) < 720896)
+    # the other groups: one swap in the whole key, and the typed group must change, so only it
+    code, doc = _recover(run_cli, corpus_dir, _with(6, typed), "--swaps")
+    assert code == 0 and doc["recovery_password"] == RP
+    assert doc["space_size"] == doc["candidates_tried"] == analytic
+
+
+def test_three_unknown_digits_in_one_group(run_cli, corpus_dir):
+    typed = "?" + GROUPS[3][1] + "??" + GROUPS[3][4:]
+    analytic = int(_matches(typed).sum())
+    code, doc = _recover(run_cli, corpus_dir, _with(3, typed))
+    assert code == 0 and doc["recovery_password"] == RP
+    assert doc["space_size"] == doc["candidates_tried"] == analytic and analytic > 50
+
+
+def test_two_groups_swapped(run_cli, corpus_dir):
+    g = list(GROUPS)
+    g[2], g[5] = g[5], g[2]
+    analytic = len(set(itertools.permutations(g)))
+    code, doc = _recover(run_cli, corpus_dir, "-".join(g), "--any-order")
+    assert code == 0 and doc["recovery_password"] == RP
+    assert doc["space_size"] == analytic == 40320
+    # the documented order: the key as typed, then the 28 swaps of two groups (lexicographic), ...
+    order = [p for p in itertools.permutations(range(8)) if sum(i != x for i, x in enumerate(p)) == 2]
+    position = 1 + sorted(order).index((0, 1, 5, 3, 4, 2, 6, 7))
+    chunk = 256 * 2
+    assert doc["candidates_tried"] == min(analytic, (position // chunk + 1) * chunk)
+
+
+def test_not_in_the_space_tries_all_of_it(run_cli, corpus_dir):
+    typed = "?" + GROUPS[0][1:5] + str((int(GROUPS[0][5]) + 1) % 10)  # the last digit is wrong
+    analytic = int(_matches(typed).sum())
+    code, doc = _recover(run_cli, corpus_dir, _with(0, typed))
+    assert code == 1 and doc["found"] is False and doc["recovery_password"] is None
+    assert doc["candidates_tried"] == doc["space_size"] == analytic
+
+
+def test_the_key_is_masked_without_show_keys(run_cli, corpus_dir):
+    proc = run_cli("recover", corpus_dir / VOLUME, "--pattern", _with(1, GROUPS[1][:5] + "?"), "--json")
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["recovery_password"] == "******-" * 7 + GROUPS[7]
+    assert GROUPS[1] not in proc.stdout + proc.stderr
+
+
+def _recording_target(seen: list[bytes]) -> Target:
+    return Target("record", bytes(16), lambda key: seen.append(key) or False)
+
+
+@pytest.fixture
+def fast_stretch(monkeypatch):
+    """The stretch replaced by the identity, so a test sees which candidates were tried."""
+    from bitlocker_tools.crypto import kdf
+
+    monkeypatch.setattr(kdf, "stretch_batch", lambda initials, salt, core=None, workers=None: list(initials))
+
+
+def _initials(space: SearchSpace) -> list[bytes]:
+    import hashlib
+
+    raw = b"".join(space.keys())
+    return [hashlib.sha256(raw[i : i + 16]).digest() for i in range(0, len(raw), 16)]
+
+
+def test_shards_split_the_space_exactly(fast_stretch):
+    space = SearchSpace(parse_pattern(_with(2, "??" + GROUPS[2][2:])), typos=1)
+    everything = _initials(space)
+    tried: list[bytes] = []
+    for k in (1, 2, 3):
+        seen: list[bytes] = []
+        result = run_search(space, [_recording_target(seen)], shard=(k, 3))
+        assert result.tried == len(seen) == result.shard_size
+        assert seen == everything[k - 1 :: 3]  # every third candidate, in order
+        tried += seen
+    assert sorted(tried) == sorted(everything) and len(set(tried)) == len(everything) == space.size()
+
+
+_KILLED = r"""
+import sys, time
+from pathlib import Path
+from bitlocker_tools.crypto import kdf
+from bitlocker_tools.recover import Target, run_search
+from bitlocker_tools.search import SearchSpace, parse_pattern
+kdf.stretch_batch = lambda initials, salt, core=None, workers=None: list(initials)
+log = open(sys.argv[3], "a")
+def opens(key, seen=[0]):
+    log.write(key.hex() + "\n"); log.flush()
+    seen[0] += 1
+    if seen[0] % 64 == 0:
+        time.sleep(0.05)
+    return False
+space = SearchSpace(parse_pattern(sys.argv[1]))
+result = run_search(space, [Target("t", bytes(16), opens)], state_path=Path(sys.argv[2]),
+                    resume=len(sys.argv) > 4, workers=1)
+print(result.tried, result.resumed_from)
+"""
+
+
+def test_a_killed_search_resumes_and_tries_every_candidate_once(tmp_path):
+    """SIGKILL at a random point: what the state file records as done was tried, and the resumed
+    run tries exactly the rest."""
+    pattern = _with(5, "?????" + GROUPS[5][5:])
+    space = SearchSpace(parse_pattern(pattern))
+    everything = [k.hex() for k in _initials(space)]
+    state, first, second = tmp_path / "s.state", tmp_path / "first.log", tmp_path / "second.log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED, pattern, state, first], env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text() or "{}").get("done", 0) >= 256):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = json.loads(state.read_text())["done"]
+    assert 0 < done < len(everything)
+    out = subprocess.run([sys.executable, "-c", _KILLED, pattern, state, second, "resume"], env=env,
+                         capture_output=True, text=True, check=True)
+    tried, resumed_from = map(int, out.stdout.split())
+    assert resumed_from == done and tried == len(everything)
+    assert first.read_text().split()[:done] == everything[:done]
+    assert second.read_text().split() == everything[done:]
+    assert not state.exists(), "a finished search leaves no state"
+
+
+def test_a_state_file_is_never_applied_to_another_search(tmp_path, fast_stretch):
+    from bitlocker_tools.errors import BadInputError, UsageError
+
+    state = tmp_path / "s.state"
+    space = SearchSpace(parse_pattern(_with(5, "??" + GROUPS[5][2:])))
+    calls = []
+
+    def stop(rate, left):
+        calls.append(left)
+        raise UsageError("too long")
+
+    with pytest.raises(UsageError):
+        run_search(space, [_recording_target([])], state_path=state, budget=stop, workers=1)
+    assert state.exists()
+    with pytest.raises(UsageError, match="--resume"):
+        run_search(space, [_recording_target([])], state_path=state)
+    other = SearchSpace(parse_pattern(_with(5, "??" + GROUPS[5][2:])), typos=1)
+    with pytest.raises(BadInputError, match="another search"):
+        run_search(other, [_recording_target([])], state_path=state, resume=True)
+
+
+def test_max_time_refuses_with_advice_and_keeps_the_state(run_cli, corpus_dir, tmp_path):
+    state = tmp_path / "big.state"
+    proc = run_cli("recover", corpus_dir / VOLUME, "--pattern", _with(3, "??????"), "--max-time", "2s",
+                   "--state", state, "--workers", "2")
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "--max-time" in line and "hash" in line and "--shard" in line
+    assert json.loads(state.read_text())["done"] == 512
+
+
+def test_search_of_a_hash_line(run_cli, corpus_dir, tmp_path):
+    lines = json.loads(run_cli("hash", corpus_dir / VOLUME, "--json").stdout)["lines"]
+    (line,) = [x["line"] for x in lines if x["protector_type"] == "recovery_password"]
+    (tmp_path / "h.txt").write_text(line + "\n")
+    proc = run_cli("recover", "--hash", "@" + str(tmp_path / "h.txt"), "--pattern", _with(1, GROUPS[1][:4] + "??"),
+                   "--show-keys", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["recovery_password"] == RP and doc["protector_id"] is None
+
+
+def test_emit_candidates_for_john(run_cli):
+    pattern = _with(0, GROUPS[0][:3] + "???")
+    proc = run_cli("recover", "--pattern", pattern, "--emit-candidates")
+    assert proc.returncode == 0
+    lines = proc.stdout.split()
+    expected = sorted(f"{v:06d}" for v in np.flatnonzero(_matches(GROUPS[0][:3] + "???")))
+    assert [x.split("-")[0] for x in lines] == expected and all(x.endswith(RP[7:]) for x in lines)
+    assert RP in lines
+
+
+def test_check_key(run_cli):
+    ok = run_cli("check-key", RP, "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["valid"] is True
+    typed = _with(2, GROUPS[2][:4] + GROUPS[2][5] + GROUPS[2][4])  # the last two digits swapped
+    bad = run_cli("check-key", typed, "--json")
+    assert bad.returncode == 2
+    doc = json.loads(bad.stdout)
+    assert doc["failing_groups"] == [3]
+    assert GROUPS[2] in doc["groups"][2]["transpositions"]
+    wrong = _with(2, GROUPS[2][:1] + str((int(GROUPS[2][1]) + 1) % 10) + GROUPS[2][2:])
+    doc = json.loads(run_cli("check-key", wrong, "--json").stdout)
+    assert GROUPS[2] in doc["groups"][2]["corrections"]
+    assert run_cli("check-key", "12345").returncode == 2
+
+
+def test_the_space_is_ordered_most_likely_first():
+    space = SearchSpace(parse_pattern(_with(4, GROUPS[4][:5] + "?")), typos=1)
+    first = key16_text(next(space.keys())[:16])
+    assert first == RP  # no typo before one typo
