@@ -70,6 +70,9 @@ def read_eow(fh: BinaryIO, base: int, offset: int) -> EowInfo:
 def _read_bitmap(fh: BinaryIO, base: int, offset: int) -> EowBitmap:
     bm = fmt.EowBitmap.parse(read_at(fh, base + offset, fmt.EOW_BITMAP_HEADER_SIZE))
     raw = read_at(fh, base + offset, bm.size)
+    # the header's CRC covers everything before the first record (512 bytes on the corpus volumes)
+    if not _crc_ok(raw[: min(bm.record_offsets)], fmt.EOW_BITMAP_CRC_OFFSET, bm.crc32):
+        raise BadInputError(f"EOW bitmap at volume offset {offset:#x} fails its CRC32")
     records = []
     for rec_off in bm.record_offsets:
         rec = fmt.EowBitmapRecord.parse(raw[rec_off : rec_off + fmt.EOW_RECORD_HEADER_SIZE])
@@ -77,6 +80,9 @@ def _read_bitmap(fh: BinaryIO, base: int, offset: int) -> EowBitmap:
         valid = _crc_ok(raw_rec, fmt.EOW_RECORD_CRC_OFFSET, rec.crc32)
         records.append((valid, rec.sequence_number, rec, raw_rec[rec.header_size :]))
     # The active record is the valid one with the highest sequence number.
-    _, _, rec, bits = max([r for r in records if r[0]] or records, key=lambda r: r[1])
+    valid = [r for r in records if r[0]]
+    if not valid:
+        raise BadInputError(f"EOW bitmap at volume offset {offset:#x}: neither of its records passes its CRC32")
+    _, _, rec, bits = max(valid, key=lambda r: r[1])
     return EowBitmap(offset, bm.size, bm.region_offset, bm.region_size, bm.conv_log_offset, bytes(bits),
                      rec.bitmap_size)

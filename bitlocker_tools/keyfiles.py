@@ -14,7 +14,7 @@ from construct import ConstructError
 
 from .errors import BadInputError, describe_parse_error
 from .format.constants import EncryptionMethod, ValueType
-from .format.keyfiles import FVEK_FILE_KEY_SIZE, FVEK_FILE_SIZE, BekHeader, FvekFile
+from .format.keyfiles import FVEK_FILE_KEY_SIZE, FVEK_FILE_SIZE, BekHeader, FvekFile, FvekFileMethod
 from .metadata import ExternalKeyValue, KeyValue, parse_entries
 
 BEK_HEADER_SIZE = BekHeader.sizeof()
@@ -52,9 +52,9 @@ def parse_bek(raw: bytes, path: str = "BEK file") -> StartupKey:
 def is_fvek_file(raw: bytes) -> bool:
     """Whether ``raw`` has the FVEK file's layout: a known method, then the key (34 or 66 bytes:
     dislocker 0.7.3 writes 66, older tools wrote the key unpadded)."""
-    if len(raw) not in (2 + 32, FVEK_FILE_SIZE):
+    if len(raw) not in (FvekFileMethod.sizeof() + 32, FVEK_FILE_SIZE):
         return False
-    method = int.from_bytes(raw[:2], "little")
+    method = FvekFileMethod.parse(raw).method
     return method in {int(m) for m in EncryptionMethod if m != EncryptionMethod.NONE}
 
 
@@ -66,6 +66,9 @@ def parse_fvek_file(raw: bytes) -> tuple[EncryptionMethod, bytes]:
     except ConstructError as exc:  # pragma: no cover - ljust makes every input long enough
         raise BadInputError(f"FVEK file: {describe_parse_error(exc)}") from None
     method = EncryptionMethod(parsed.method)
+    if len(raw) - 2 < method.key_material_size:
+        raise BadInputError(f"FVEK file: {len(raw) - 2} bytes of key for {method.label}, which takes "
+                            f"{method.key_material_size}")
     return method, bytes(parsed.key[: method.fvek_datum_size])
 
 

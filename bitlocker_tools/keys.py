@@ -11,6 +11,7 @@ through the stretch with the protector's salt, must open the protector's VMK blo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from ._core import load
 from .crypto import kdf
 from .errors import AuthenticationError
 from .format.constants import KeyMethod, ProtectorType, ValueType
+from .keyfiles import StartupKey
 from .metadata import AesCcmValue, Protector, StretchKeyValue
 from .protectors import UnlockResult, Via, try_vmk, unwrap_key
 from .recovery_password import RecoveryPassword
@@ -98,19 +100,19 @@ def mask(password: RecoveryPassword) -> str:
     return "-".join(["******"] * (len(groups) - 1) + groups[-1:])
 
 
-def keychain_rows(keys: VolumeKeys, passwords: list[str] | None = None,
-                  bek_paths: dict[str, str] | None = None) -> list[tuple[str, str, str, str]]:
+def keychain_rows(keys: VolumeKeys) -> list[tuple[str, str, str, str]]:
     """dissect.target keychain rows (``provider, key_type, identifier, value``) that open the
-    volume again: each recovered recovery password under its protector's GUID, the password and
+    volume again: each recovered recovery password under its protector's GUID, the password or
     the ``.BEK`` that opened a protector, and, when none of those exists, the FVEK as a raw key
     bound to one of the volume's protector GUIDs (a raw key is tried without any check)."""
     rows = [("bitlocker", "recovery_key", r.protector.guid, str(r.password))
             for r in keys.recovery_passwords if r.password is not None]
-    p = keys.unlocked.protector
-    if p is not None and keys.unlocked.via == Via.PASSWORD:
-        rows += [("bitlocker", "passphrase", p.guid, pw) for pw in (passwords or [])[:1]]
-    if p is not None and keys.unlocked.via == Via.STARTUP_KEY and bek_paths and p.guid in bek_paths:
-        rows.append(("bitlocker", "file", p.guid, bek_paths[p.guid]))
-    if not rows and keys.unlocked.fvek and keys.protectors:
-        rows.append(("bitlocker", "raw", keys.protectors[0].protector.guid, keys.unlocked.fvek.hex()))
+    unlocked = keys.unlocked
+    p, credential = unlocked.protector, unlocked.credential
+    if p is not None and unlocked.via == Via.PASSWORD and isinstance(credential, str):
+        rows.append(("bitlocker", "passphrase", p.guid, credential))
+    if p is not None and unlocked.via == Via.STARTUP_KEY and isinstance(credential, StartupKey):
+        rows.append(("bitlocker", "file", p.guid, os.path.abspath(credential.path)))
+    if not rows and unlocked.fvek and keys.protectors:
+        rows.append(("bitlocker", "raw", keys.protectors[0].protector.guid, unlocked.fvek.hex()))
     return rows

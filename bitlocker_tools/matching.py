@@ -195,11 +195,10 @@ def _proves_direct(ref: VolumeRef, protector: Protector | None, record: EscrowRe
         if method == EncryptionMethod.NONE or len(record.secret) not in (method.key_material_size,
                                                                            method.fvek_datum_size):
             return False
-        try:
-            prove_fvek(ref.volume, sector_key(method, record.secret), core)
+        try:  # an FVEK the evidence cannot prove is no match: it may be anyone's key
+            return prove_fvek(ref.volume, sector_key(method, record.secret), core)
         except (WrongKeyError, BadInputError):
             return False
-        return True
     return False
 
 
@@ -284,6 +283,18 @@ def match_keys(volumes: list[VolumeRef], records: Iterable[EscrowRecord], try_al
     # a prefix that named several protectors and opened one of them is no stale key elsewhere
     matched_records = {id(m.record) for m in report.matches}
     report.stale = [s for s in report.stale if id(s.record) not in matched_records]
+    # a Key ID that names exactly one protector, whose key does not open it: stale too (the
+    # recovery screen's 8 digits rarely collide within one case)
+    named: dict[int, list[tuple[VolumeRef, Protector | None]]] = defaultdict(list)
+    for r, ref, p, how in pairs:
+        if how == BY_KEY_ID_PREFIX:
+            named[id(r)].append((ref, p))
+    for r in candidates_of:
+        hits = named.get(id(r), [])
+        if len(hits) == 1 and id(r) not in matched_records:
+            ref, p = hits[0]
+            report.stale.append(Stale(ref, p, r, "the Key ID names this protector but the key does not open it "
+                                                 "(an old, rotated or mistyped key)"))
 
     # 3: keys without an identifier. Those that need no stretch (an FVEK, a VMK, a startup key
     # that named no protector here) cost microseconds: tried on every volume still locked.

@@ -1,10 +1,16 @@
-"""Small output files (a keychain, an exported FVEK): never over an existing file, written under a
-temporary name and renamed when complete, and readable by their owner only, since they hold keys.
+"""Small output files (a keychain, an exported FVEK, a case CSV): never over an existing file,
+written under a temporary name and put in place when complete, and readable by their owner only
+when they hold keys.
+
+The temporary file is made with ``mkstemp`` in the output's folder (a fresh name, created
+exclusively, mode 0600, never a link someone left there) and linked to the final name, which
+fails rather than replace a file that appeared meanwhile.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from .errors import UsageError
@@ -13,18 +19,25 @@ from .errors import UsageError
 def write_new_file(path: str | os.PathLike, data: bytes, secret: bool = True) -> Path:
     """Write ``data`` to ``path``, which must not exist; return the path."""
     final = Path(path)
-    if final.exists():
+    if final.exists() or final.is_symlink():
         raise UsageError(f"{final}: exists; remove it or choose another output")
-    part = final.with_name(final.name + ".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o600 if secret else 0o644)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent or ".")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        if final.exists():  # created meanwhile by someone else: keep theirs
-            raise UsageError(f"{final}: exists; remove it or choose another output")
-        part.replace(final)
+        if not secret:
+            os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, final)  # no-clobber: fails when the name exists
+        except FileExistsError:
+            raise UsageError(f"{final}: exists; remove it or choose another output") from None
+        except OSError:  # a file system without hard links
+            if final.exists():
+                raise UsageError(f"{final}: exists; remove it or choose another output") from None
+            os.replace(tmp, final)
     finally:
-        part.unlink(missing_ok=True)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return final

@@ -53,9 +53,14 @@ class UnlockResult:
     protector: Protector | None  # None when unlocked with --fvek/--vmk or no key was needed
     via: Via
     metadata_validated: bool | None  # None: the volume has no validation entry to check
-    #: the FVEK as the metadata stores it (the datum's key; for the diffuser methods 64 bytes),
-    #: or as the user gave it; empty when no key is needed
+    #: the FVEK as the metadata stores it (the datum's key; for the diffuser methods 64 bytes: an
+    #: FVEK given as FVEK||TWEAK is laid out so); empty when no key is needed
     fvek: bytes = b""
+    #: the credential that opened the protector (a RecoveryPassword, a password, a StartupKey);
+    #: kept in memory for the keychain, never printed
+    credential: object = None
+    #: an FVEK given directly: did a sector of known plaintext prove it? (None: not an FVEK unlock)
+    fvek_proved: bool | None = None
     #: per metadata copy (by volume offset): does its SHA-256 validate under the VMK?
     #: None where the copy did not parse, carries no validation, or no VMK is known
     copy_validation: dict[int, bool | None] = field(default_factory=dict)
@@ -100,8 +105,10 @@ def _of_type(md: MetadataBlock, kind: ProtectorType) -> list[Protector]:
     return [p for p in md.protectors if p.type == kind]
 
 
-def find_vmk(volume: BitLockerVolume, creds: Credentials, core: Core | None = None) -> tuple[bytes, Protector, Via]:
-    """Open the first protector any credential fits; raise WrongKeyError saying what was tried."""
+def find_vmk(volume: BitLockerVolume, creds: Credentials,
+             core: Core | None = None) -> tuple[bytes, Protector, Via, object]:
+    """Open the first protector any credential fits: (VMK, protector, how, the credential that
+    did it). Raises WrongKeyError saying what was tried."""
     core = core or load()
     md = volume.metadata
     tried: list[str] = []
@@ -112,7 +119,7 @@ def find_vmk(volume: BitLockerVolume, creds: Credentials, core: Core | None = No
             if key is not None and isinstance(key.value, KeyValue):
                 vmk = try_vmk(p, key.value.key, core)
                 if vmk:
-                    return vmk, p, Via.CLEAR_KEY
+                    return vmk, p, Via.CLEAR_KEY, None
         tried.append("clear key")
 
     for sk in creds.startup_keys:
@@ -122,19 +129,20 @@ def find_vmk(volume: BitLockerVolume, creds: Credentials, core: Core | None = No
         for p in candidates:
             vmk = try_vmk(p, sk.key, core)
             if vmk:
-                return vmk, p, Via.STARTUP_KEY
+                return vmk, p, Via.STARTUP_KEY, sk
         tried.append(f"startup key {sk.guid} from {sk.path}")
 
     # Secrets that go through the stretch, each tried against every protector of its kind.
-    stretched = [(ProtectorType.RECOVERY_PASSWORD, kdf.recovery_initial(rp.key16), "recovery password")
-                 for rp in creds.recovery_passwords]
-    stretched += [(ProtectorType.PASSWORD, kdf.password_initial(pw), "password") for pw in creds.passwords]
-    for kind, initial, label in stretched:
+    stretched: list[tuple[ProtectorType, bytes, str, object]] = [
+        (ProtectorType.RECOVERY_PASSWORD, kdf.recovery_initial(rp.key16), "recovery password", rp)
+        for rp in creds.recovery_passwords]
+    stretched += [(ProtectorType.PASSWORD, kdf.password_initial(pw), "password", pw) for pw in creds.passwords]
+    for kind, initial, label, credential in stretched:
         for p in _of_type(md, kind):
             key = _stretched(p, initial, core)
             vmk = try_vmk(p, key, core) if key else None
             if vmk:
-                return vmk, p, Via(kind.value)
+                return vmk, p, Via(kind.value), credential
         tried.append(label)
 
     if not tried:
@@ -199,12 +207,13 @@ def _known_plaintext(volume: BitLockerVolume) -> list[_Probe]:
     return probes
 
 
-def prove_fvek(volume: BitLockerVolume, key: bytes, core: Core | None = None) -> None:
-    """Raise WrongKeyError unless ``key`` (sector-key material) decrypts a known-plaintext sector.
+def prove_fvek(volume: BitLockerVolume, key: bytes, core: Core | None = None) -> bool:
+    """True when ``key`` (sector-key material) decrypts a sector of known plaintext; raise
+    WrongKeyError when it does not; False when the evidence holds no such sector in ciphertext.
 
     A probe sector that holds plaintext (above a conversion boundary), lies beyond the evidence or
     is all zeros (a sparse or wiped image keeps no ciphertext there) proves nothing and is
-    skipped; when no probe is left the key is accepted unproven, as no test is possible.
+    skipped; when no probe is left the key is unproven: the caller decides what that means.
     """
     core = core or load()
     ss = volume.sector_size
@@ -217,16 +226,34 @@ def prove_fvek(volume: BitLockerVolume, key: bytes, core: Core | None = None) ->
         if len(raw) < ss or not any(raw):
             continue
         if check(bytes(core.crypt_sectors(int(volume.method), key, raw, physical, ss, True))):
-            return
+            return True
         raise WrongKeyError(f"{volume.name}: the FVEK does not decrypt {what}")
+    return False
+
+
+def fvek_datum(method: EncryptionMethod, key: bytes) -> bytes:
+    """An FVEK as the metadata lays it out: the diffuser methods' FVEK half and tweak half of 32
+    bytes each, so that a key given as AES-128's 16-byte FVEK||16-byte TWEAK exports the same
+    way as the one the metadata holds (its unused bytes zero)."""
+    if method == EncryptionMethod.AES_128_DIFFUSER and len(key) == 32:
+        return key[:16] + bytes(16) + key[16:] + bytes(16)
+    return key
+
+
+UNPROVEN_FVEK = ("the FVEK cannot be proved on this evidence: no sector whose plaintext is known (the "
+                 "relocated boot sector, the MFT, its mirror) holds ciphertext in it")
 
 
 def _validated(volume: BitLockerVolume, result: UnlockResult, core: Core | None, strict: bool) -> UnlockResult:
     """Check every parsed copy's authenticated validation under the VMK; warn (or, strict,
-    refuse) when the copy in use fails it."""
+    refuse) when the copy in use fails it and no other copy passes."""
     if result.vmk is not None:
         result.copy_validation = {c.offset: validate_metadata(c.block, result.vmk, core) if c.block else None
                                   for c in volume.copies}
+    if result.fvek_proved is False:
+        if strict:
+            raise BadInputError(f"{volume.name}: {UNPROVEN_FVEK}; refused under --strict")
+        result.warnings.append(f"{volume.name}: {UNPROVEN_FVEK} (--strict refuses)")
     if result.metadata_validated is False:
         message = (f"{volume.name}: the metadata's authenticated validation fails (the SHA-256 under the VMK "
                    f"does not match the copy at {volume.metadata.offset:#x}): tampered or mixed metadata")
@@ -244,6 +271,16 @@ def unlock(volume: BitLockerVolume, creds: Credentials, core: Core | None = None
     opening it with a warning.
     """
     result = _unlock(volume, creds, core)
+    if result.metadata_validated is False:
+        # a copy that passes its authenticated validation beats one that only passes its CRC
+        good = next((c for c in volume.copies if c.block is not None and c.block is not volume.metadata
+                     and result.vmk is not None and validate_metadata(c.block, result.vmk, core)), None)
+        if good is not None:
+            bad = volume.metadata.offset
+            volume.use_copy(good)
+            result = _unlock(volume, creds, core)
+            volume.warnings.append(f"{volume.name}: the metadata copy at {bad:#x} fails its authenticated validation "
+                                   f"(tampered, or mixed copies); using the copy at {good.offset:#x}, which passes")
     return _validated(volume, result, core, strict)
 
 
@@ -257,8 +294,8 @@ def _unlock(volume: BitLockerVolume, creds: Credentials, core: Core | None) -> U
             return UnlockResult(method, b"", None, None, Via.NONE, None)
         if creds.vmk is not None:
             return UnlockResult(method, b"", creds.vmk, None, Via.VMK, validate_metadata(md, creds.vmk, core))
-        vmk, protector, via = find_vmk(volume, creds, core)
-        return UnlockResult(method, b"", vmk, protector, via, validate_metadata(md, vmk, core))
+        vmk, protector, via, credential = find_vmk(volume, creds, core)
+        return UnlockResult(method, b"", vmk, protector, via, validate_metadata(md, vmk, core), credential=credential)
     if creds.fvek is not None:
         key = creds.fvek
         if len(key) != method.key_material_size and len(key) != method.fvek_datum_size:
@@ -267,14 +304,15 @@ def _unlock(volume: BitLockerVolume, creds: Credentials, core: Core | None) -> U
                 f"{2 * method.key_material_size} digits), got {len(key)}"
             )
         material = sector_key(method, key)
-        prove_fvek(volume, material, core)
-        return UnlockResult(method, material, None, None, Via.FVEK, None, fvek=key)
+        proved = prove_fvek(volume, material, core)
+        return UnlockResult(method, material, None, None, Via.FVEK, None, fvek=fvek_datum(method, key),
+                            fvek_proved=proved)
 
-    protector = None
+    protector, credential = None, None
     if creds.vmk is not None:
         vmk, via = creds.vmk, Via.VMK
     else:
-        vmk, protector, via = find_vmk(volume, creds, core)
+        vmk, protector, via, credential = find_vmk(volume, creds, core)
 
     entry = md.fvek_entry
     if entry is None:
@@ -286,4 +324,4 @@ def _unlock(volume: BitLockerVolume, creds: Credentials, core: Core | None) -> U
             raise WrongKeyError(f"{volume.name}: the VMK does not unwrap the FVEK") from None
         raise BadInputError(f"{volume.name}: the FVEK entry is damaged (its AES-CCM tag fails)") from None
     return UnlockResult(method, sector_key(method, fvek.key), vmk, protector, via,
-                        validate_metadata(md, vmk, core), fvek=fvek.key)
+                        validate_metadata(md, vmk, core), fvek=fvek.key, credential=credential)

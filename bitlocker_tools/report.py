@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .format.constants import VolumeState
+from .format.constants import VolumeState, method_label
 from .format.types import iso_utc
 from .metadata import Protector
 from .scan import SourceReport, VolumeReport
@@ -71,12 +71,11 @@ def volume_record(r: VolumeReport) -> dict[str, Any]:
     if v is None:
         return d
     md = v.metadata
-    method = md.method
     d.update(
         {
             "metadata_version": md.version,
             "variant": v.boot.variant,
-            "encryption_method": method.label if method is not None else f"0x{md.encryption_method:04x}",
+            "encryption_method": method_label(md.encryption_method),
             "state": md.state.lower(),
             "next_state": md.next_state_name.lower(),
             "volume_guid": md.volume_guid,
@@ -216,9 +215,10 @@ def decrypt_document(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult,
 # --- keys ------------------------------------------------------------------------------------------
 
 
-def keys_document(vol: BitLockerVolume, keys: VolumeKeys, show_keys: bool) -> dict[str, Any]:
+def keys_document(vol: BitLockerVolume, keys: VolumeKeys, show_keys: bool, exported_fvek: str | None = None,
+                  keychain: tuple[str, int] | None = None) -> dict[str, Any]:
     """Every protector, whether the credential opened it, and the recovery password behind each
-    recovery-password protector (masked unless ``show_keys``)."""
+    recovery-password protector (masked unless ``show_keys``); the files written, if any."""
     from .keys import mask
 
     r = keys.unlocked
@@ -240,7 +240,11 @@ def keys_document(vol: BitLockerVolume, keys: VolumeKeys, show_keys: bool) -> di
         "integrity": integrity_records(vol, r),
     }
     if show_keys:
-        d.update({"vmk": r.vmk.hex() if r.vmk else None, "fvek": r.fvek.hex() if r.fvek else None})
+        d.update(_keys(r))  # the same spelling as verify's: the key material --fvek takes
+    if exported_fvek is not None:
+        d["exported_fvek"] = exported_fvek
+    if keychain is not None:
+        d["keychain"], d["keychain_rows"] = keychain
     return d
 
 
@@ -281,6 +285,8 @@ def escrow_key_record(record: EscrowRecord, show_keys: bool) -> dict[str, Any]:
         d["created_at"] = iso_utc(record.created_at)
     if not record.well_formed:
         d["bad_groups"] = record.bad_groups
+        if getattr(record, "defect", None):
+            d["defect"] = record.defect
         if show_keys and record.raw:
             d["raw"] = record.raw
     d.update(_key_value(record, show_keys))
@@ -292,26 +298,38 @@ def _volume_where(ref: Any) -> dict[str, Any]:
             "volume_guid": ref.volume.metadata.volume_guid}
 
 
-def match_document(report: MatchReport, problems: list[EscrowProblem], show_keys: bool) -> dict[str, Any]:
-    """Each volume and the key that opened it, and every key that did not open anything, why."""
+def _key_of(record: EscrowRecord, show_keys: bool) -> dict[str, Any]:
+    """An escrowed key next to a volume: where it came from at the top, what the source says of
+    it under ``key`` (so that the source's ``key_id`` or ``volume_guid`` never stands in for the
+    volume's)."""
+    described = escrow_key_record(record, show_keys)
+    return {"key_source": described.pop("key_source"), "key": described}
+
+
+def match_document(report: MatchReport, problems: list[EscrowProblem], show_keys: bool,
+                   keychain: tuple[str, int] | None = None, failure: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Each volume and the key that opened it, and every key that did not open anything, why.
+    ``keychain``: (path, rows) of a keychain written; ``failure``: the failure fields, when the
+    exit code is not 0."""
     matched = {id(m.ref): m for m in report.matches}
     locked = {id(r) for r in report.locked}
     volumes = []
     for ref in report.volumes:
         status = "matched" if id(ref) in matched else "locked" if id(ref) in locked else "no_key_needed"
-        volumes.append({**_volume_where(ref), "description": ref.volume.metadata.description, "status": status})
-    return {
+        volumes.append({**_volume_where(ref), "description": ref.volume.metadata.description, "status": status,
+                        "integrity": integrity_records(ref.volume)})
+    doc = {
         "volumes": volumes,
         "matches": [
             {**_volume_where(m.ref), "protector_id": m.protector.guid if m.protector else None,
              "protector_type": m.protector.type.value if m.protector else m.record.kind,
              "key_id": m.protector.key_id if m.protector else None, "matched_by": m.matched_by, "verified": True,
-             **escrow_key_record(m.record, show_keys)}
+             **_key_of(m.record, show_keys)}
             for m in report.matches
         ],
         "stale": [
-            {**_volume_where(s.ref), "protector_id": s.protector.guid if s.protector else None, "reason": s.reason,
-             **escrow_key_record(s.record, show_keys)}
+            {**_volume_where(s.ref), "protector_id": s.protector.guid if s.protector else None,
+             "key_id": s.protector.key_id if s.protector else None, "reason": s.reason, **_key_of(s.record, show_keys)}
             for s in report.stale
         ],
         "unmatched_keys": [escrow_key_record(r, show_keys) for r in report.unmatched],
@@ -330,14 +348,18 @@ def match_document(report: MatchReport, problems: list[EscrowProblem], show_keys
                     "stretches": report.try_all.stretches, "ran": report.try_all.ran,
                     "skipped_because": report.try_all.reason},
     }
+    if keychain is not None:
+        doc["keychain"], doc["keychain_rows"] = keychain
+    return {**doc, **(failure or {})}
 
 
-def key_id_document(prefix: str, records: list[EscrowRecord], show_keys: bool) -> dict[str, Any]:
+def key_id_document(prefix: str, records: list[EscrowRecord], show_keys: bool,
+                    failure: dict[str, Any] | None = None) -> dict[str, Any]:
     """``match --key-id``: every escrowed key under a Key ID, newest first, and whether the
     prefix is ambiguous (several different keys share it)."""
     distinct = {r.value_text() for r in records if r.well_formed}
     return {"key_id": prefix, "keys": [escrow_key_record(r, show_keys) for r in records],
-            "ambiguous": len(distinct) > 1}
+            "ambiguous": len(distinct) > 1, **(failure or {})}
 
 
 # --- hash ------------------------------------------------------------------------------------------
@@ -355,6 +377,7 @@ def hash_document(vol: BitLockerVolume, found: Export) -> dict[str, Any]:
         "lines": [{**ids(x.protector), "hash_type": int(x.line.hash_type), "line": str(x.line)} for x in found.lines],
         "format": found.tool.value,
         "left_out": [{**ids(x.protector), "reason": x.reason} for x in found.left_out],
+        "integrity": integrity_records(vol),
     }
 
 

@@ -22,7 +22,7 @@ from typing import BinaryIO
 
 from .boot_sector import parse_boot_sector
 from .errors import BadInputError, SourceNotFoundError
-from .format.boot_sector import BOOT_SECTOR_SIZE
+from .format.boot_sector import BOOT_SECTOR_SIZE, BOOT_SIGNATURE_OFFSET, BootSectorStart
 from .format.constants import BOOT_SIGNATURE, SIGNATURE, TOGO_OEM
 
 _DEVICE_PATH = re.compile(r"^\\\\[.?]\\", re.IGNORECASE)  # \\.\PhysicalDrive0, \\.\C:, \\?\Volume{..}
@@ -304,10 +304,11 @@ def open_source(path: str | os.PathLike | list) -> Source:
     head = read_at(fh, 0, BOOT_SECTOR_SIZE)
     if parse_boot_sector(head) is not None:
         return Source(spath, fh, size, "volume")
-    if len(head) < BOOT_SECTOR_SIZE and head[3:11] in (SIGNATURE, TOGO_OEM):
+    start = BootSectorStart.parse(head) if len(head) >= BootSectorStart.sizeof() else None
+    if len(head) < BOOT_SECTOR_SIZE and start is not None and start.oem in (SIGNATURE, TOGO_OEM):
         fh.close()
         raise BadInputError(f"{spath}: truncated: a BitLocker boot sector cut off after {len(head)} bytes")
-    if head[510:512] == BOOT_SIGNATURE and not _is_container(p, fh, head, size):
+    if head[BOOT_SIGNATURE_OFFSET:BOOT_SECTOR_SIZE] == BOOT_SIGNATURE and not _is_container(p, fh, head, size):
         # a raw disk (MBR, or GPT behind its protective MBR) or an unencrypted volume: read
         # directly, without importing dissect.target
         return Source(spath, fh, size, "raw")

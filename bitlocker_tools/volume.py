@@ -91,12 +91,24 @@ class BitLockerVolume:
             self.warnings.append(f"{name}: every metadata copy fails its integrity check ({detail}); "
                                  f"using the copy at {parsed[0].offset:#x}, which parses (--strict refuses)")
         self.metadata: MetadataBlock = valid[0].block  # type: ignore[assignment]
+        differ = [c for c in valid[1:] if c.block is not None and c.block.covered != self.metadata.covered]
+        if differ:
+            where = ", ".join(f"{c.offset:#x}" for c in differ)
+            self.warnings.append(f"{name}: the metadata copies at {valid[0].offset:#x} and {where} differ although "
+                                 "each passes its CRC-32 (one may be tampered with); unlocking tells which "
+                                 "passes its authenticated validation")
         self.strict = strict
         self.eow: EowInfo | None = None
         self.eow_error: str | None = None
         self.eow_copies: list[EowInfo] = []
         if boot.eow_offsets:
             self._read_eow()
+
+    def use_copy(self, copy: MetadataCopy) -> None:
+        """Read the volume by another parsed metadata copy (one that passes a check the first
+        choice failed)."""
+        assert copy.block is not None
+        self.metadata = copy.block
 
     # --- reading the metadata ------------------------------------------------------------------
 

@@ -204,3 +204,69 @@ def test_usage_errors_with_json_are_documents_too(case, evidence, run_cli):
     argv = [a.format(volume=evidence["volume"]) for a in argv]
     proc = run_cli(*argv)
     check_failure(proc, 2, argv[0], needles=[needle])
+
+
+# --- keys, hash, recover, check-key and match -------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", UNLOCK_CASES, ids=_ids(UNLOCK_CASES))
+def test_keys_failure_object(case, evidence, run_cli):
+    _, code, key, args, needles = case
+    check_failure(run_cli("keys", evidence[key], *args, "--json"), code, "keys", needles=needles)
+
+
+HASH_CASES = [c for c in INFO_CASES] + [("no-hashable-protector", 1, "clear", [], ["no password"])]
+
+
+@pytest.mark.parametrize("case", HASH_CASES, ids=_ids(HASH_CASES))
+def test_hash_failure_object(case, evidence, corpus_dir, run_cli):
+    _, code, key, args, needles = case
+    source = corpus_dir / "suspended.bin" if key == "clear" else evidence[key]
+    check_failure(run_cli("hash", source, *args, "--json"), code, "hash", needles=needles)
+
+
+RECOVER_CASES = [
+    ("not-in-the-space", 1, "rp_volume", ["--pattern", RP.replace("514998", "51499?").replace("199408", "199409")],
+     None),
+    ("bad-pattern", 2, "rp_volume", ["--pattern", "12345"], ["48"]),
+    ("no-recovery-protector", 2, "volume", ["--pattern", RP], ["no recovery-password protector"]),
+    ("not-a-disk-image", 3, "random", ["--pattern", RP], ["not a disk image"]),
+]
+
+
+@pytest.mark.parametrize("case", RECOVER_CASES, ids=_ids(RECOVER_CASES))
+def test_recover_failure_object(case, evidence, run_cli):
+    _, code, key, args, needles = case
+    proc = run_cli("recover", evidence[key], *args, "--json")
+    if needles is None:  # a search that ran and found nothing: its document says so, exit 1
+        assert proc.returncode == 1 and json.loads(proc.stdout)["found"] is False
+        return
+    check_failure(proc, code, "recover", needles=needles)
+
+
+def test_check_key_failure_object(run_cli):
+    proc = run_cli("check-key", "12345", "--json")
+    check_failure(proc, 2, "check-key", needles=["digits"])
+    invalid = run_cli("check-key", RP_BAD_GROUP_3, "--json")  # a verdict, not an error: the document
+    assert invalid.returncode == 2 and json.loads(invalid.stdout)["failing_groups"] == [3]
+
+
+MATCH_CASES = [
+    ("locked", 1, ["volume"], ["stay locked"]),
+    ("nothing-found", 1, ["ntfs"], ["no BitLocker volume"]),
+    ("missing-file", 3, ["missing"], ["no such file"]),
+]
+
+
+@pytest.mark.parametrize("case", MATCH_CASES, ids=[c[0] for c in MATCH_CASES])
+def test_match_failure_object(case, evidence, run_cli, tmp_path):
+    _, code, keys, needles = case
+    (tmp_path / "k.txt").write_text(RP + "\n")
+    proc = run_cli("match", *[evidence[k] for k in keys], "--keys", tmp_path / "k.txt", "--json")
+    assert proc.returncode == code, proc.stderr
+    doc = json.loads(proc.stdout)  # the one document: the report, with the failure's fields
+    assert doc["exit_code"] == code and all(n.lower() in doc["error"].lower() for n in needles), doc["error"]
+    none = run_cli("match", "--key-id", "0BADF00D", "--keys", tmp_path / "k.txt", "--json")
+    assert none.returncode == 1 and json.loads(none.stdout)["exit_code"] == 1  # one document, not two
+    short = run_cli("match", "--key-id", "0B", "--keys", tmp_path / "k.txt", "--json")
+    check_failure(short, 2, "match", needles=["8 hex digits"])

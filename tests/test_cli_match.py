@@ -105,7 +105,11 @@ def test_every_corpus_key_is_found_and_proved(matched, manifest):
         "startup_key.bin": (next(p["id"] for p in startup["protectors"] if p["type"] == "startup_key"),
                             "protector_id", "key.bek"),
     }
-    assert all(m["verified"] and "*" in m["recovery_password"] for m in doc["matches"] if "recovery_password" in m)
+    assert all(m["verified"] and "*" in m["key"]["recovery_password"] for m in doc["matches"]
+               if "recovery_password" in m["key"])
+    # the volume's identity stays the evidence's, whatever the escrow claims
+    for m in doc["matches"]:
+        assert m["key_id"] == m["protector_id"][:8].upper()
     assert len(doc["unmatched_keys"]) == 10_000 and doc["stale"] == []
     locked = {Path(v["source"]).name for v in doc["locked_volumes"]}
     assert locked == {"aes_128.bin", "aes_256.bin", "aes_128_diffuser.bin", "aes_256_diffuser.bin", "aes-xts_128.bin",
@@ -114,16 +118,17 @@ def test_every_corpus_key_is_found_and_proved(matched, manifest):
     # the LDIF hid its key under a mixed-endian binary GUID and a line number the examiner can find
     ldif = next(m for m in doc["matches"] if m["key_source"]["file"].endswith("ad.ldf"))
     assert ldif["key_source"]["dn"].startswith("CN=2025-03-02T14:07:55-08:00{3C116B76")
-    assert ldif["computer_name"] == "DESKTOP-QNI1MMF"
+    assert ldif["key"]["computer_name"] == "DESKTOP-QNI1MMF"
 
 
 def test_the_json_fields_are_documented(matched):
     doc = json.loads(matched[0].stdout)
     section = CLI_DOC.split("## match SOURCE", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r'"([a-z_]+)"', section))
-    assert set(doc) - {"keychain", "keychain_rows"} <= documented, set(doc) - documented
+    assert set(doc) <= documented, set(doc) - documented
     for m in doc["matches"]:
         assert {"source", "partition", "offset", "protector_id", "protector_type", "key_source", "verified"} <= set(m)
+        assert set(m) | set(m["key"]) <= documented, (set(m) | set(m["key"])) - documented
 
 
 def test_case_report_csv_one_row_per_volume(matched, manifest):

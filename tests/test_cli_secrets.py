@@ -279,3 +279,67 @@ def test_show_keys_prints_the_keys_the_search_looks_for(name, cases, run_cli, tm
         assert proc.returncode == 0, proc.stderr
         assert want <= set(leaks(_streams(proc, stdout_too=False), case["hex"], case["text"])), \
             f"decrypt -o - --show-keys {mode} (stderr)"
+
+
+# --- the commands that handle keys for a living: keys, match, hash, recover ------------------------
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_keys_prints_no_secret(name, mode, cases, run_cli):
+    """keys recovers the recovery passwords and holds the VMK and FVEK: all masked or left out."""
+    case = cases[name]
+    proc = run_cli("keys", case["image"], *case["cred"], *mode)
+    assert proc.returncode == 0, proc.stderr
+    _assert_no_leak(proc, case, f"keys {' '.join(mode)}")
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+@pytest.mark.parametrize("name", [n for n in FAILING if n != "malformed_recovery_password"])
+def test_failing_keys_prints_no_secret(name, mode, cases, run_cli):
+    case = cases[name]
+    proc = run_cli("keys", case["image"], *case["wrong"], *mode)
+    assert proc.returncode == 1, proc.stderr
+    _assert_no_leak(proc, case, f"failing keys {' '.join(mode)}")
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+def test_match_prints_no_secret(mode, cases, run_cli, tmp_path):
+    """The escrowed key that opens the volume, a broken LDIF line holding another key, a
+    malformed key and a stale one: none is printed in full."""
+    case = {**cases["recovery_password"]}
+    stale = "000011-000022-000033-000044-000055-000066-000077-000088"
+    case["text"] = {**case["text"], "stale key": stale, "malformed key": MALFORMED_RP}
+    case["hex"] = {**case["hex"], "stale digits": stale.replace("-", ""),
+                   "malformed digits": MALFORMED_RP.replace("-", "")}
+    (tmp_path / "keys.txt").write_text(f"{RP}\nbad: {MALFORMED_RP}\n")
+    (tmp_path / "ad.ldif").write_text(
+        "dn: CN=2025-03-02T14:07:55-08:00{3C116B76-C67B-484E-B439-CE2ED68B561E},CN=PC,DC=corp\n"
+        f"msFVE-RecoveryPassword: {stale}\n\n"
+        f"dn: CN=x,DC=corp\nmsFVE-RecoveryPassword {OTHER_RP}\n")
+    case["text"]["broken line's key"] = OTHER_RP
+    proc = run_cli("match", case["image"], "--keys", tmp_path, *mode)
+    assert proc.returncode == 0, proc.stderr
+    _assert_no_leak(proc, case, f"match {' '.join(mode)}")
+    proc = run_cli("match", "--key-id", "3C116B76", "--keys", tmp_path, *mode)
+    assert proc.returncode == 0, proc.stderr
+    _assert_no_leak(proc, case, f"match --key-id {' '.join(mode)}")
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+@pytest.mark.parametrize("name", ["recovery_password", "password"])
+def test_hash_prints_no_key(name, mode, cases, run_cli):
+    """A hash line is meant to be shared: it holds no VMK, no FVEK, no credential."""
+    case = cases[name]
+    proc = run_cli("hash", case["image"], *mode)
+    assert proc.returncode == 0, proc.stderr
+    _assert_no_leak(proc, case, f"hash {' '.join(mode)}")
+
+
+@pytest.mark.parametrize("mode", MODES, ids=MODE_IDS)
+def test_recover_prints_no_secret(mode, cases, run_cli):
+    case = cases["recovery_password"]
+    pattern = RP.replace("596541", "5965?1")
+    proc = run_cli("recover", case["image"], "--pattern", pattern, *mode)
+    assert proc.returncode == 0, proc.stderr
+    _assert_no_leak(proc, case, f"recover {' '.join(mode)}")

@@ -276,7 +276,7 @@ def test_hashcat_format_leaves_recovery_lines_out_with_one_stderr_line(corpus_di
 
 def test_json_fields(corpus_dir, run_cli):
     doc = json.loads(run_cli("hash", corpus_dir / "win7_partial.bin", "--json").stdout)
-    assert set(doc) == {"volume_guid", "lines", "format", "left_out"}
+    assert set(doc) == {"volume_guid", "lines", "format", "left_out", "integrity"}
     assert doc["format"] == "john" and doc["left_out"] == []
     (x,) = doc["lines"]
     assert set(x) == {"protector_id", "key_id", "protector_type", "hash_type", "line"}

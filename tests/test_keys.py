@@ -66,13 +66,11 @@ def test_recovery_password_recovered_through_the_vmk(name, kwargs, corpus_dir, m
     assert [s.opened for s in keys.protectors].count(True) == 1
 
 
-def test_an_fvek_recovers_no_password_and_says_why(corpus_dir, manifest):
-    entry = _entry(manifest, "aes-xts_128.bin")
+def test_an_fvek_recovers_no_password_and_says_why(corpus_dir):
     with (corpus_dir / "recovery_password.bin").open("rb") as fh:
         vol = BitLockerVolume(fh)
         fvek = unlock(vol, collect(password=[PASSWORD], use_env=False)).fvek
         keys = volume_keys(vol, unlock(vol, collect(fvek=fvek.hex(), use_env=False)))
-    assert entry  # the manifest is loaded
     (rp,) = keys.recovery_passwords
     assert rp.password is None and "VMK" in rp.note
     assert not any(s.opened for s in keys.protectors)
@@ -136,6 +134,31 @@ def test_vmk_and_fvek_from_dissect_fve_decrypt_to_the_manifest_hash(name, corpus
             assert doc["sha256"] == entry["decrypted_prefix_sha256"], args[0]
         else:  # eow_partial and win7_partial: the evidence holds exactly the prefix the manifest hashes
             pytest.fail(f"{name}: wrote {doc['bytes_written']} bytes, the manifest hashes {prefix}")
+
+
+@pytest.mark.parametrize("name", sorted(DISSECT_UNLOCK))
+def test_a_wrong_fvek_is_never_taken_for_a_proved_one(name, corpus_dir, manifest, run_cli, tmp_path):
+    """On every corpus volume: a wrong FVEK is refused (exit 1) where a sector of known plaintext
+    holds ciphertext, and is never reported as proved where none does (the sparse skeletons of
+    vista.bin and eow_partial.bin): verify fails, decrypt warns, match does not count it."""
+    entry = _entry(manifest, name)
+    right = _dissect_keys(corpus_dir / name, DISSECT_UNLOCK[name], corpus_dir)[1]
+    wrong = bytes(b ^ 0x5A for b in right)
+    verify = run_cli("verify", corpus_dir / name, "--fvek", wrong.hex())
+    assert verify.returncode == 1 and len(verify.stderr.splitlines()) == 1
+    provable = "cannot be proved" not in verify.stderr
+    out = tmp_path / "plain.img"
+    decrypt = run_cli("decrypt", corpus_dir / name, "--fvek", wrong.hex(), "-o", out)
+    if provable:
+        assert decrypt.returncode == 1 and not out.exists(), decrypt.stderr
+    else:
+        assert name in ("vista.bin", "eow_partial.bin"), name
+        assert decrypt.returncode == 0 and "warning: " in decrypt.stderr and "cannot be proved" in decrypt.stderr
+        strict = run_cli("decrypt", corpus_dir / name, "--fvek", wrong.hex(), "-o", tmp_path / "s.img", "--strict")
+        assert strict.returncode == 3
+    (tmp_path / "fvek.txt").write_text(f"FVEK: {wrong.hex()}\n")
+    match = run_cli("match", corpus_dir / name, "--keys", tmp_path / "fvek.txt", "--json")
+    assert json.loads(match.stdout)["matches"] == [], entry["file"]
 
 
 @pytest.mark.parametrize("option, value, needle", [("--vmk", "11" * 32, "VMK does not unwrap"),
@@ -325,3 +348,34 @@ def test_no_key_material_in_keys_output_without_show_keys(corpus_dir, run_cli):
         for secret in secrets:
             for text in (proc.stdout, proc.stderr):
                 assert secret.lower() not in text.lower() and secret.upper() not in text, secret
+
+
+def test_a_tampered_copy_with_a_good_crc_gives_way_to_one_that_validates(corpus_dir, tmp_path, run_cli):
+    """One copy's description changed and its CRC recomputed (what a careful forger leaves): the
+    copies differ (said without a key); the unlock takes the copy whose SHA-256 validates under
+    the VMK, names both, and --strict has nothing to refuse."""
+    import struct
+    import zlib
+
+    raw = bytearray((corpus_dir / "aes_128.bin").read_bytes())
+    offsets = struct.unpack_from("<3Q", raw, 176)
+    first = offsets[0]
+    at = raw.index("DESKTOP".encode("utf-16-le"), first, first + 0x10000)
+    raw[at : at + 2] = "E".encode("utf-16-le")
+    covered = struct.unpack_from("<H", raw, first + 8)[0] * 16
+    struct.pack_into("<I", raw, first + covered + 4, zlib.crc32(bytes(raw[first : first + covered])))
+    path = tmp_path / "tampered.bin"
+    path.write_bytes(raw)
+
+    scan = run_cli("scan", path, "--json")
+    assert scan.returncode == 0 and f"{first:#x}" in scan.stderr and "differ" in scan.stderr
+    for strict in ([], ["--strict"]):
+        proc = run_cli("verify", path, "-p", PASSWORD, "--json", *strict)
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(proc.stdout)
+        assert doc["metadata_validated"] is True
+        assert [(c["crc_ok"], c["validation_ok"]) for c in doc["integrity"]] == [(True, False), (True, True),
+                                                                                 (True, True)]
+        assert f"{first:#x}" in proc.stderr and f"{offsets[1]:#x}" in proc.stderr
+    keys = json.loads(run_cli("keys", path, "-p", PASSWORD, "--json").stdout)
+    assert keys["metadata_validated"] is True

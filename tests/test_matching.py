@@ -98,14 +98,25 @@ def test_stale_keys_are_not_wrong_keys(volumes):
 
 
 def test_prefix_collision_is_settled_by_crypto(volumes):
-    """Two escrowed keys under the same 8-digit Key ID: only the one that opens is the match;
-    the other is not stale (it may belong to another volume with the same prefix)."""
+    """Two escrowed keys under the same 8-digit Key ID: only the one that opens is the match. The
+    other names this one protector and does not open it: stale (an older key of it, or one of
+    another computer whose ID shares the prefix; the reason says which check failed)."""
     rng = random.Random(7)
     other = _record(key=random_password(rng), key_id="3c116b76", line=1)
     right = _record(key=RP_VOLUME, key_id="3c116b76", line=2)
     report = match_keys([volumes["recovery_password.bin"]], [other, right])
     assert [(m.record.locator.line, m.matched_by) for m in report.matches] == [(2, BY_KEY_ID_PREFIX)]
-    assert [r.locator.line for r in report.unmatched] == [1] and report.stale == []
+    assert [(s.record.locator.line, s.protector.guid) for s in report.stale] == [(1, RP_GUID)]
+    assert "Key ID names this protector" in report.stale[0].reason and report.unmatched == []
+
+
+def test_a_prefix_naming_several_protectors_is_not_called_stale(volumes, corpus_dir):
+    """Two images of the same disk: the Key ID names a protector on each, the key opens neither;
+    which one it belonged to (if any) is unknown, so it is unmatched, not stale."""
+    twin = VolumeRef("copy.bin", None, 0, BitLockerVolume((corpus_dir / "recovery_password.bin").open("rb")))
+    key = _record(key=random_password(random.Random(8)), key_id="3c116b76", line=1)
+    report = match_keys([volumes["recovery_password.bin"], twin], [key])
+    assert report.stale == [] and report.unmatched == [key]
 
 
 def test_malformed_duplicates_and_conflicts(volumes):

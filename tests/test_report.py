@@ -97,3 +97,39 @@ def test_failure_documents():
     assert failure_document("verify", "wrong", 1) == {"unlocked": False, "protector_id": None,
                                                       "protector_type": None, "error": "wrong", "exit_code": 1}
     assert failure_document("scan", "bad", 3) == {"error": "bad", "exit_code": 3}
+
+
+def test_keys_document(rp_volume):
+    from bitlocker_tools.keys import volume_keys
+    from bitlocker_tools.report import keys_document
+
+    result = unlock(rp_volume, collect(password=["password12!@"], use_env=False))
+    keys = volume_keys(rp_volume, result)
+    doc = keys_document(rp_volume, keys, show_keys=False, exported_fvek="x.fvek", keychain=("k.csv", 2))
+    assert set(doc) <= _documented("keys"), set(doc) - _documented("keys")
+    assert doc["opened_with"] == {"via": "password", "protector_id": "6dd54bcd-633d-4836-9ebc-44fa02f1776d"}
+    assert doc["recovery_passwords"] == [{"protector_id": "3c116b76-c67b-484e-b439-ce2ed68b561e", "key_id": "3C116B76",
+                                          "recovery_password": "******-" * 7 + "199408"}]
+    assert [p["opened"] for p in doc["protectors"]] == [False, True]
+    assert (doc["exported_fvek"], doc["keychain"], doc["keychain_rows"]) == ("x.fvek", "k.csv", 2)
+    assert "vmk" not in doc and RP not in str(doc)
+    shown = keys_document(rp_volume, keys, show_keys=True)
+    assert shown["recovery_passwords"][0]["recovery_password"] == RP
+    assert shown["fvek"] == verify_document(rp_volume, result, True)["fvek"]  # one spelling across commands
+
+
+def test_hash_recover_and_check_key_documents(rp_volume):
+    from bitlocker_tools.hashline import export
+    from bitlocker_tools.recover import SearchResult, Target
+    from bitlocker_tools.report import check_key_document, hash_document, recover_document
+    from bitlocker_tools.search import check_key
+
+    doc = hash_document(rp_volume, export(rp_volume.metadata, "john"))
+    assert set(doc) <= _documented("hash") and [x["hash_type"] for x in doc["lines"]] == [3, 1]
+    p = rp_volume.metadata.protectors[0]
+    found = SearchResult(bytes(16), Target(p.guid, bytes(16), lambda k: True, p), 12, 91, 91, 0, 1.5)
+    doc = recover_document(found, "1/1", show_keys=False)
+    assert set(doc) <= _documented("recover") and doc["recovery_password"] == "******-" * 7 + "000000"
+    assert (doc["candidates_tried"], doc["space_size"], doc["rate"]) == (12, 91, 8.0)
+    doc = check_key_document(check_key(RP.replace("514998", "514999")))
+    assert set(doc) <= _documented("check-key") and doc["failing_groups"] == [3]

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import sys
 from typing import Any, Callable, List, Optional
 
@@ -247,6 +248,11 @@ def verify(
 
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
     with _unlocked(source, volume, offset, creds, strict) as (vol, result):
+        if result.fvek_proved is False:  # verify proves, or fails: an unproven key is no answer
+            from ..errors import WrongKeyError
+            from ..protectors import UNPROVEN_FVEK
+
+            raise WrongKeyError(f"{vol.name}: {UNPROVEN_FVEK}; decrypt uses it anyway, with a warning")
         data = verify_document(vol, result, show_keys)
         if as_json:
             _emit_json(data)
@@ -328,18 +334,17 @@ def keys(
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
     with _unlocked(source, volume, offset, creds, strict) as (vol, result):
         found = volume_keys(vol, result)
-        data = keys_document(vol, found, show_keys)
+        exported = written = None
         if export_fvek is not None:
             if not result.fvek:
                 from ..errors import UsageError
 
                 raise UsageError("--export-fvek: the volume is not encrypted; it has no FVEK")
-            data["exported_fvek"] = str(write_new_file(export_fvek, fvek_file(result.method, result.fvek)))
+            exported = str(write_new_file(export_fvek, fvek_file(result.method, result.fvek)))
         if keychain is not None:
-            bek_paths = {k.guid: os.path.abspath(k.path) for k in creds.startup_keys}
-            rows = keychain_rows(found, creds.passwords, bek_paths)
-            data["keychain"] = str(write_new_file(keychain, _csv(rows).encode()))
-            data["keychain_rows"] = len(rows)
+            rows = keychain_rows(found)
+            written = (str(write_new_file(keychain, _csv(rows).encode())), len(rows))
+        data = keys_document(vol, found, show_keys, exported, written)
         if as_json:
             _emit_json(data)
         else:
@@ -362,7 +367,7 @@ def match(
     as_json: bool = JsonOpt,
 ) -> None:
     """Prove which escrowed key opens which volume: by Key ID first, then by crypto. Exit 0 all opened, 1 some locked."""
-    from ..errors import BitLockerError, NotFoundError, UsageError
+    from ..errors import BitLockerError, UsageError
     from ..escrow import load_keys
     from ..matching import VolumeRef, keys_for_key_id, match_keys
     from ..outputs import write_new_file
@@ -375,11 +380,16 @@ def match(
     if key_id is not None:
         if sources:
             raise UsageError("--key-id looks keys up without evidence; give SOURCE or --key-id, not both")
-        found = keys_for_key_id(key_id, loaded.records)
-        doc = key_id_document(key_id, found, show_keys)
+        wanted = key_id.strip().strip("{}")
+        if len(re.sub(r"[^0-9A-Fa-f]", "", wanted)) < 8 or re.search(r"[^0-9A-Fa-f-]", wanted):
+            raise UsageError(f"--key-id {key_id!r}: give the Key ID the recovery screen shows, 8 hex digits or more")
+        found = keys_for_key_id(wanted, loaded.records)
+        message = None if found else f"no escrowed key has a Key ID starting {key_id} ({len(loaded.records)} keys read)"
+        doc = key_id_document(key_id, found, show_keys, failure_document("match", message, 1) if message else None)
         _emit_json(doc) if as_json else render.key_id(doc)
-        if not found:
-            raise NotFoundError(f"no escrowed key has a Key ID starting {key_id} ({len(loaded.records)} keys read)")
+        if message:
+            _err(message)
+            raise typer.Exit(1)
         return
     if not sources:
         raise UsageError("give the evidence (SOURCE...) or --key-id")
@@ -411,7 +421,6 @@ def match(
 
             result = match_keys(refs, loaded.records, try_all=try_all, try_limit=try_limit, announce=announce,
                                 progress=advance)
-        doc = match_document(result, loaded.problems, show_keys)
         code, message = 0, None
         if errors:
             code, message = 3, errors[0]
@@ -419,16 +428,16 @@ def match(
             code, message = 1, f"no BitLocker volume found in {', '.join(sources)}"
         elif result.locked:
             code, message = 1, f"{len(result.locked)} of {len(refs)} BitLocker volumes stay locked"
-        if message:
-            doc.update(failure_document("match", message, code))
+        written = None
+        if keychain is not None:
+            rows = _match_keychain(result)
+            written = (str(write_new_file(keychain, _csv(rows).encode())), len(rows))
+        doc = match_document(result, loaded.problems, show_keys, written,
+                             failure_document("match", message, code) if message else None)
         if csv_out is not None:
             write_new_file(csv_out, _csv([["source", "partition", "offset", "volume_guid", "description", "status",
                                            "protector_id", "protector_type", "key_file", "key_locator", "matched_by"]]
                                          + _match_rows(doc)).encode(), secret=False)
-        if keychain is not None:
-            rows = _match_keychain(result)
-            write_new_file(keychain, _csv(rows).encode())
-            doc["keychain"], doc["keychain_rows"] = keychain, len(rows)
         if as_json:
             _emit_json(doc)
         else:

@@ -262,9 +262,10 @@ def match(data: dict[str, Any]) -> None:
         if m:
             src = m["key_source"]
             at = src.get("line") or src.get("row") or src.get("dn") or src.get("json_path")
+            key = m["key"]
             con.print(f"[green]opened[/green]  {where}: {m['protector_type']} {m['protector_id'] or ''} "
                       f"by {m['matched_by'].replace('_', ' ')}, key from {src['file']}"
-                      + (f" ({at})" if at else "") + (f": {m['recovery_password']}" if "recovery_password" in m else ""))
+                      + (f" ({at})" if at else "") + (f": {key['recovery_password']}" if "recovery_password" in key else ""))
         elif v["status"] == "no_key_needed":
             con.print(f"[green]open[/green]    {where}: no key needed (suspended or decrypted)")
         else:
@@ -280,7 +281,8 @@ def match(data: dict[str, Any]) -> None:
             con.print(f"{title}: {len(data[key])}")
     for r in data["malformed"][:20]:
         src = r["key_source"]
-        con.print(f"  {src['file']} line {src.get('line', src.get('row', '?'))}: groups {r['bad_groups']} fail the check")
+        why = r.get("defect") or f"groups {r['bad_groups']} fail the check"
+        con.print(f"  {src['file']} line {src.get('line', src.get('row', '?'))}: {why}")
     for problem in data["problems"][:20]:
         con.print(f"[yellow]unreadable:[/yellow] {problem['key_source']['file']}: {problem['error']}")
     if data["try_all"]["skipped_because"]:

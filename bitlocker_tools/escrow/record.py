@@ -163,12 +163,26 @@ def normalise_volume_type(value: object) -> str | None:
     return VOLUME_TYPES.get(text.lower()) or VOLUME_TYPES.get(compact) or text
 
 
+#: Digits that may be (part of) a key: a run of six, and what follows it in groups.
+_KEY_DIGITS = re.compile(r"\d{6}(?:[\s\u2010-\u2015.-]*\d+)*")
+
+
+def mask_key_digits(text: str) -> str:
+    """``text`` with every run of digits that could be part of a key starred out: problem
+    messages quote the line they could not read, and that line may hold a key."""
+    return _KEY_DIGITS.sub(lambda m: re.sub(r"\d", "*", m.group()), text)
+
+
 @dataclass(frozen=True)
 class EscrowProblem:
-    """A part of a source that could not be read as a key record (listed, never fatal)."""
+    """A part of a source that could not be read as a key record (listed, never fatal). The
+    message never carries key digits (:func:`mask_key_digits`), whoever wrote it."""
 
     locator: Locator
     message: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", mask_key_digits(self.message))
 
 
 #: What an importer yields: a record, or a problem with a part of its source.

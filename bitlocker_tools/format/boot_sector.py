@@ -19,6 +19,11 @@ from .constants import BOOT_SIGNATURE
 from .types import Guid
 
 BOOT_SECTOR_SIZE = 512
+#: Where every boot sector keeps 55 AA.
+BOOT_SIGNATURE_OFFSET = 510
+
+#: The start every layout shares: enough to recognise a BitLocker boot sector cut short.
+BootSectorStart = Struct("jump" / Bytes(3), "oem" / Bytes(8))
 
 #: The FAT32 BIOS parameter block from byte 3 to byte 90, shared by the Windows 7+ volume header
 #: and the To Go discovery volume's boot sector.

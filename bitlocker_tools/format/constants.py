@@ -248,3 +248,11 @@ def code_name(enum_type: type[enum.IntEnum], code: int) -> str:
         return enum_type(code).name
     except ValueError:
         return f"0x{code:04x}"
+
+
+def method_label(code: int) -> str:
+    """The label of an encryption-method code (``AES-XTS-128``), else the code in hex."""
+    try:
+        return EncryptionMethod(code).label
+    except ValueError:
+        return code_name(EncryptionMethod, code)

@@ -17,5 +17,6 @@ from .metadata import MetadataHeader
 BekHeader = MetadataHeader
 
 FVEK_FILE_KEY_SIZE = 64
-FvekFile = Struct("method" / Int16ul, "key" / Bytes(FVEK_FILE_KEY_SIZE))
+FvekFileMethod = Struct("method" / Int16ul)
+FvekFile = Struct(*FvekFileMethod.subcons, "key" / Bytes(FVEK_FILE_KEY_SIZE))
 FVEK_FILE_SIZE = FvekFile.sizeof()
