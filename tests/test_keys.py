@@ -379,3 +379,25 @@ def test_a_tampered_copy_with_a_good_crc_gives_way_to_one_that_validates(corpus_
         assert f"{first:#x}" in proc.stderr and f"{offsets[1]:#x}" in proc.stderr
     keys = json.loads(run_cli("keys", path, "-p", PASSWORD, "--json").stdout)
     assert keys["metadata_validated"] is True
+
+
+def test_an_fvek_given_as_fvek_and_tweak_exports_a_file_dislocker_reads(corpus_dir, manifest, run_cli, tmp_path):
+    """AES-128 with the diffuser: verify prints the FVEK as the 16-byte FVEK and 16-byte TWEAK
+    that --fvek takes; the file exported from that form is laid out as the metadata's datum, so
+    our own --fvek @FILE and dislocker -k read it."""
+    name = "aes_128_diffuser.bin"
+    shown = json.loads(run_cli("verify", corpus_dir / name, "-p", PASSWORD, "--show-keys", "--json").stdout)["fvek"]
+    assert len(shown) == 64  # 32 bytes: FVEK || TWEAK
+    out = tmp_path / "k.fvek"
+    assert run_cli("keys", corpus_dir / name, "--fvek", shown, "--export-fvek", out).returncode == 0
+    raw = out.read_bytes()
+    assert raw[2:18] == bytes.fromhex(shown[:32]) and raw[34:50] == bytes.fromhex(shown[32:])
+    assert run_cli("verify", corpus_dir / name, "--fvek", "@" + str(out)).returncode == 0
+    if shutil.which("dislocker-file") is None:
+        pytest.skip("dislocker is not installed (.ci/run installs it)")
+    plain = tmp_path / "dislocker.img"
+    subprocess.run(["dislocker-file", "-V", str(corpus_dir / name), "-k", str(out), "--", str(plain)],
+                   check=True, capture_output=True, timeout=300)
+    entry = _entry(manifest, name)
+    with plain.open("rb") as fh:
+        assert hashlib.sha256(fh.read(entry["decrypted_prefix_bytes"])).hexdigest() == entry["decrypted_prefix_sha256"]
