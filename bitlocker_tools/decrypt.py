@@ -1,9 +1,22 @@
-"""Writing the decrypted volume out: to a file (atomically, resumable) or to a stream.
+"""Writing the decrypted volume out: to a file (atomically, resumable) or to a stream, at the speed
+of the slowest stage rather than of their sum.
 
 A file is written as ``OUT.part`` and renamed when complete, so a half-written image never
 carries the final name. ``--resume`` continues a ``.part`` left by an interrupted run: a sidecar
-``OUT.part.json`` records what is being decrypted (source, offset, size, method, protector), and
-a resume is refused if it does not match. The SHA-256 covers the whole output, also on resume.
+``OUT.part.json`` records what is being decrypted (source, offset, size, method, a digest of the
+key), and a resume is refused if it does not match. The digests cover the whole output, also on
+resume.
+
+The stages overlap: chunks are decrypted on all cores (in order), each digest (SHA-256 by default;
+also SHA-1 and MD5, as E01 practice records them) runs on a thread of its own, and the writes run
+on another, with a bounded pool of reusable chunk buffers between them, so one run costs about
+its slowest stage. hashlib and the file writes release the GIL, so threads suffice. ``sparse``
+turns chunks of zeros into holes (seeks) instead of writes, hashed as the zeros they read as.
+
+A file's pages are handed to the disk as they are written (Linux ``sync_file_range``), not all at
+the closing ``fsync``: the final flush then costs almost nothing, and the writer is not stalled
+by the kernel throttling a page cache full of dirty pages (measured: 1 GiB to ext4 in 0.34-0.56 s
+instead of 0.66-3.9 s; docs/performance.md).
 """
 
 from __future__ import annotations
@@ -11,27 +24,44 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
+import stat
+import sys
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO, Callable
 
 from .errors import BadInputError, UsageError
 from .filesystems import identify_filesystem
 from .stream import DecryptedStream
 
 CHUNK = 4 << 20
+#: The digests ``--hash`` offers, by their hashlib names.
+HASHES = ("sha256", "sha1", "md5")
+_ZERO = bytes(CHUNK)
+#: ``--sparse`` looks for zeros in pieces this large (a multiple of every file system's block).
+SPARSE_BLOCK = 64 << 10
+_ZERO_BLOCK = bytes(SPARSE_BLOCK)
+#: Linux's F_SETPIPE_SZ: a larger pipe buffer, so the reader and the writer of a pipe run apart.
+_F_SETPIPE_SZ = 1031
+_PIPE_SIZE = 1 << 20
+#: Linux's SYNC_FILE_RANGE_WRITE: start writing these pages out, without waiting for them.
+_SYNC_FILE_RANGE_WRITE = 2
 
 
 @dataclass
 class DecryptResult:
     output: str
     bytes_written: int
-    sha256: str
+    sha256: str | None  # None when --hash none or without sha256
     filesystem: str | None
     missing_bytes: int
     resumed_from: int
+    hashes: dict[str, str] = field(default_factory=dict)  # every digest asked for
+    sparse_bytes: int = 0  # bytes left as holes (--sparse)
 
 
 def _identity(stream: DecryptedStream) -> dict:
@@ -50,73 +80,230 @@ def _identity(stream: DecryptedStream) -> dict:
     }
 
 
-def parallel_chunks(stream: DecryptedStream, start: int, workers: int | None = None) -> Iterator[memoryview]:
-    """The plaintext from ``start`` to the end in CHUNK pieces, in order, decrypted on all cores.
+class _Pipeline:
+    """Decrypt → (digests, write), each stage on its own threads, in order, with bounded buffers.
 
-    Both cores release the GIL while decrypting (the C extension explicitly; pycryptodome and
-    numpy inside their calls), so threads suffice. ``2 * workers`` buffers are allocated once
-    and reused, which bounds memory whatever the volume size and spares the page faults of a
-    fresh 4 MiB buffer per chunk. Each piece yielded is valid until the next one is asked for.
+    A buffer goes back to the pool when the writer and every digest are done with it; so at most
+    ``pool`` chunks are in flight whatever the volume size, and memory stays flat.
     """
-    workers = workers or os.cpu_count() or 1
-    offsets = iter(range(start, stream.size, CHUNK))
-    if workers == 1:
-        buf = bytearray(CHUNK)
-        for pos in offsets:
-            yield memoryview(buf)[: stream.read_into(pos, buf)]
-        return
-    free = [bytearray(CHUNK) for _ in range(2 * workers)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending: deque = deque()
 
-        def submit() -> None:
-            pos = next(offsets, None)
-            if pos is not None:
-                buf = free.pop()
-                pending.append((buf, pool.submit(stream.read_into, pos, buf)))
+    def __init__(self, stream: DecryptedStream, out: BinaryIO | None, fd: int | None, digests: list,
+                 sparse: bool, name: str, workers: int | None = None):
+        self.stream = stream
+        self.out, self.fd = out, fd
+        self.digests = digests
+        self.sparse = sparse
+        self.name = name
+        self.workers = workers or os.cpu_count() or 1
+        self.pool: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(2 * self.workers + 4):
+            self.pool.put(bytearray(CHUNK))
+        self.error: BaseException | None = None
+        self.holes = 0
+        self.done = 0  # bytes written (or left as holes), in order
+        self.done_lock = threading.Lock()
+        self.writeback = _writeback(out) if out is not None and fd is None else None
 
-        for _ in range(len(free)):
-            submit()
-        while pending:
-            buf, job = pending.popleft()
-            n = job.result()
-            yield memoryview(buf)[:n]
-            free.append(buf)  # the consumer is done with it
-            submit()
+    # -- the consumers ---------------------------------------------------------------------------
 
+    def _release(self, item: list) -> None:
+        item[2] -= 1
+        if item[2] == 0:
+            self.pool.put(item[0])
 
-def _copy(stream: DecryptedStream, out: BinaryIO, start: int, digest, progress: Callable[[int], None] | None,
-          name: str = "-") -> int:
-    pos = start
-    for data in parallel_chunks(stream, start):
-        if not data:
-            break
+    def _hash(self, digest, q: queue.Queue) -> None:
         try:
-            out.write(data)
+            while (item := q.get()) is not None:
+                buf, n = item[0], item[1]
+                digest.update(memoryview(buf)[:n])
+                with self.done_lock:
+                    self._release(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = self.error or exc
+            self._drain(q)
+
+    def _write(self, q: queue.Queue) -> None:
+        try:
+            while (item := q.get()) is not None:
+                buf, n = item[0], item[1]
+                if self.sparse and self.out is not None:
+                    self._write_sparse(buf, n)
+                else:
+                    self._write_all(memoryview(buf)[:n])
+                if self.writeback is not None:
+                    self.writeback(self.out.tell() - n, n)
+                with self.done_lock:
+                    self.done += n
+                    self._release(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = self.error or exc
+            self._drain(q)
+
+    def _write_sparse(self, buf: bytearray, n: int) -> None:
+        """Write the pieces that hold data; seek over the runs of zero pieces (holes)."""
+        assert self.out is not None
+        if n == CHUNK and buf == _ZERO:
+            self.out.seek(n, os.SEEK_CUR)
+            self.holes += n
+            return
+        view = memoryview(buf)
+
+        def zero(at: int) -> bool:
+            stop = min(at + SPARSE_BLOCK, n)
+            return buf[at:stop] == _ZERO_BLOCK[: stop - at]
+
+        pos = 0
+        while pos < n:
+            end = pos
+            while end < n and zero(end):
+                end = min(end + SPARSE_BLOCK, n)
+            if end > pos:  # a run of zeros
+                self.out.seek(end - pos, os.SEEK_CUR)
+                self.holes += end - pos
+                pos = end
+                continue
+            while end < n and not zero(end):
+                end = min(end + SPARSE_BLOCK, n)
+            self._write_all(view[pos:end])
+            pos = end
+
+    def _write_all(self, view: memoryview) -> None:
+        try:
+            if self.fd is not None:  # a pipe or a terminal: straight to the descriptor, no copy
+                while view:
+                    view = view[os.write(self.fd, view):]
+            else:
+                assert self.out is not None
+                self.out.write(view)
         except OSError as exc:  # a full disk, a file-size limit: name the file being written
             if exc.filename is None and not isinstance(exc, BrokenPipeError):
-                raise OSError(exc.errno, exc.strerror, name) from None
+                raise OSError(exc.errno, exc.strerror, self.name) from None
             raise
-        digest.update(data)
-        pos += len(data)
-        if progress:
-            progress(len(data))
-    return pos
+
+    def _drain(self, q: queue.Queue) -> None:
+        """After a failure: keep taking items, so the producer never blocks on a full queue."""
+        while (item := q.get()) is not None:
+            with self.done_lock:
+                self._release(item)
+
+    # -- the producer ----------------------------------------------------------------------------
+
+    def run(self, start: int, progress: Callable[[int], None] | None) -> int:
+        queues = [queue.Queue() for _ in range(len(self.digests) + 1)]
+        threads = [threading.Thread(target=self._hash, args=(d, q), daemon=True)
+                   for d, q in zip(self.digests, queues)]
+        threads.append(threading.Thread(target=self._write, args=(queues[-1],), daemon=True))
+        for t in threads:
+            t.start()
+        reported = 0
+        try:
+            with ThreadPoolExecutor(max_workers=self.workers) as decrypting:
+                offsets = iter(range(start, self.stream.size, CHUNK))
+                pending: deque = deque()
+
+                def submit() -> bool:
+                    pos = next(offsets, None)
+                    if pos is None:
+                        return False
+                    buf = self.pool.get()
+                    pending.append((buf, decrypting.submit(self.stream.read_into, pos, buf)))
+                    return True
+
+                for _ in range(self.workers * 2):
+                    if not submit():
+                        break
+                while pending:
+                    buf, job = pending.popleft()
+                    n = job.result()
+                    if self.error is not None:
+                        raise self.error
+                    item = [buf, n, len(queues)]
+                    for q in queues:
+                        q.put(item)
+                    reported = self._progress(progress, reported)
+                    submit()
+        finally:
+            for q in queues:
+                q.put(None)
+            for t in threads:
+                t.join()
+        if self.error is not None:
+            raise self.error
+        self._progress(progress, reported)
+        return start + self.done
+
+    def _progress(self, progress: Callable[[int], None] | None, reported: int) -> int:
+        """Tell ``progress`` of the bytes written since last time (from the main thread, so that
+        an exception it raises, an interrupt, stops the run cleanly)."""
+        with self.done_lock:
+            done = self.done
+        if progress and done > reported:
+            progress(done - reported)
+        return done
+
+
+def _writeback(out: BinaryIO) -> Callable[[int, int], None] | None:
+    """A function that starts the write-out of a file's range now (Linux ``sync_file_range``), or
+    None where there is none (Windows, macOS, a C library ctypes cannot load): there the closing
+    ``fsync`` does all of it, as before."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        sync_file_range = ctypes.CDLL(None, use_errno=True).sync_file_range
+        sync_file_range.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
+        fd = out.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+    except (AttributeError, ImportError, OSError, ValueError):
+        return None
+
+    def start(offset: int, length: int) -> None:
+        sync_file_range(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # advisory: its failure changes nothing
+
+    return start
+
+
+def _digests(names: list[str]) -> list:
+    return [hashlib.new(n) for n in names]
+
+
+def _enlarge_pipe(fd: int) -> None:
+    """A pipe's buffer as large as the system allows a user (Linux); nothing elsewhere."""
+    try:
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            import fcntl
+
+            fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
+    except (OSError, ImportError, ValueError):
+        pass
 
 
 def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
                progress: Callable[[int], None] | None = None,
-               stdout: BinaryIO | None = None) -> DecryptResult:
-    """Write the whole plaintext to ``output`` (``-`` = ``stdout``)."""
-    digest = hashlib.sha256()
+               stdout: BinaryIO | None = None, hashes: tuple[str, ...] = ("sha256",),
+               sparse: bool = False) -> DecryptResult:
+    """Write the whole plaintext to ``output`` (``-`` = ``stdout``), with the ``hashes`` asked for
+    (any of :data:`HASHES`; empty for none) and, with ``sparse``, zero chunks left as holes."""
+    names = list(dict.fromkeys(hashes))
+    for n in names:
+        if n not in HASHES:
+            raise UsageError(f"--hash {n}: one of {', '.join(HASHES)} or none")
+    digests = _digests(names)
     if output == "-":
         if resume:
             raise UsageError("--resume needs an output file, not stdout")
+        if sparse:
+            raise UsageError("--sparse needs an output file: a stream has no holes")
         assert stdout is not None
-        written = _copy(stream, stdout, 0, digest, progress)
         stdout.flush()
-        fs = identify_filesystem(stream.read_at(0, 512))
-        return DecryptResult("-", written, digest.hexdigest(), fs, stream.missing_bytes, 0)
+        fd = _stdout_fd(stdout)
+        if fd is not None:
+            _enlarge_pipe(fd)
+        written = _Pipeline(stream, None if fd is not None else stdout, fd, digests, False, "stdout").run(0, progress)
+        stdout.flush()
+        return _result("-", written, digests, names, stream, 0, 0)
 
     final = Path(output)
     part = final.with_name(final.name + ".part")
@@ -137,19 +324,36 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
             remaining = start
             while remaining:
                 block = fh.read(min(CHUNK, remaining))
-                digest.update(block)
+                for d in digests:
+                    d.update(block)
                 remaining -= len(block)
         if progress and start:
             progress(start)
     sidecar.write_text(json.dumps(identity))
     mode = "r+b" if start else "wb"
-    with part.open(mode) as out:
+    with part.open(mode, buffering=0) as out:
         out.seek(start)
         out.truncate()
-        written = _copy(stream, out, start, digest, progress, str(part))
-        out.flush()
+        pipeline = _Pipeline(stream, out, None, digests, sparse, str(part))
+        written = pipeline.run(start, progress)
+        out.truncate(written)  # a volume that ends in a hole still has its full size
         os.fsync(out.fileno())
     part.replace(final)
     sidecar.unlink(missing_ok=True)
+    return _result(str(final), written, digests, names, stream, start, pipeline.holes)
+
+
+def _stdout_fd(stdout: BinaryIO) -> int | None:
+    """The descriptor to write the plaintext to directly, when stdout is the process's own."""
+    try:
+        fd = stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if stdout is getattr(sys.stdout, "buffer", None) else None
+
+
+def _result(output: str, written: int, digests: list, names: list[str], stream: DecryptedStream, start: int,
+            holes: int) -> DecryptResult:
+    values = {n: d.hexdigest() for n, d in zip(names, digests)}
     fs = identify_filesystem(stream.read_at(0, 512))
-    return DecryptResult(str(final), written, digest.hexdigest(), fs, stream.missing_bytes, start)
+    return DecryptResult(output, written, values.get("sha256"), fs, stream.missing_bytes, start, values, holes)

@@ -207,6 +207,8 @@ def decrypt_document(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult,
             "declared_size": vol.declared_size,
             "resumed_from": done.resumed_from,
             "uncertain_ranges": [{"offset": o, "size": n} for o, n in uncertain or []],
+            "hashes": done.hashes,
+            "sparse_bytes": done.sparse_bytes,
         }
     )
     return d

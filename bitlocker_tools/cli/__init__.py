@@ -278,6 +278,10 @@ def decrypt(
         False, "--assume-encrypted",
         help="A used-space-only volume whose chunk map is unreadable: decrypt every chunk anyway "
         "(the summary lists the uncertain ranges)."),
+    sparse: bool = typer.Option(False, "--sparse", help="Leave chunks of zeros as holes in the output file "
+                                "(hashed as the zeros they read as)."),
+    hash_names: Optional[List[str]] = typer.Option(
+        None, "--hash", help="Digest of the output: sha256 (default), sha1, md5, or none; repeat for several."),
     show_keys: bool = ShowKeysOpt,
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
@@ -295,7 +299,9 @@ def decrypt(
     with _unlocked(source, volume, offset, creds, strict) as (vol, result):
         stream = DecryptedStream(vol, result, assume_encrypted=assume_encrypted)
         with render.progress(stream.size, enabled=not as_json or output != "-") as advance:
-            done = decrypt_to(stream, output, resume=resume, progress=advance, stdout=sys.stdout.buffer)
+            hashes = tuple(h.lower() for h in (hash_names or ["sha256"]) if h.lower() != "none")
+            done = decrypt_to(stream, output, resume=resume, progress=advance, stdout=sys.stdout.buffer,
+                              hashes=hashes, sparse=sparse)
         data = decrypt_document(vol, result, done, show_keys, stream.uncertain)
         if as_json:  # with -o - stdout carries the plaintext: the summary goes to stderr
             _emit_json(data, sys.stderr if output == "-" else sys.stdout)

@@ -161,8 +161,11 @@ def verify(data: dict[str, Any]) -> None:
 
 def decrypt(data: dict[str, Any]) -> None:
     con = _err() if data["output"] == "-" else _out()  # stdout may carry the plaintext
-    con.print(f"wrote {data['bytes_written']} bytes to {data['output']}")
-    con.print(f"SHA-256 {data['sha256']}")
+    holes = f" ({data['sparse_bytes']} of them as holes)" if data.get("sparse_bytes") else ""
+    con.print(f"wrote {data['bytes_written']} bytes to {data['output']}{holes}")
+    names = {"sha256": "SHA-256", "sha1": "SHA-1", "md5": "MD5"}
+    for name, value in data.get("hashes", {}).items():
+        con.print(f"{names.get(name, name)} {value}")
     why = ("its first sectors lie beyond the evidence" if data["missing_bytes"]
            else "wrong FVEK, or not NTFS/FAT/exFAT/ReFS")
     con.print(f"filesystem: {data['filesystem'] or f'[yellow]none recognised[/yellow] ({why})'}")
@@ -220,6 +223,9 @@ def progress(total: int, enabled: bool = True, label: str = "decrypting",
     """A Rich progress bar on stderr with rate and ETA; silent when stderr is not a terminal.
     ``unit`` None counts bytes; otherwise counts of ``unit`` (e.g. "stretches"). The callable it
     gives advances the bar; ``total=`` (re)sets its length once that is known."""
+    if not enabled or not sys.stderr.isatty():  # before importing Rich's progress: 0.1 s of a short run
+        yield lambda n, total=None: None
+        return
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -235,9 +241,6 @@ def progress(total: int, enabled: bool = True, label: str = "decrypting",
         def render(self, task) -> Text:  # type: ignore[override]
             return Text(f"{task.speed:.1f} {unit}/s" if task.speed else f"- {unit}/s")
 
-    if not enabled or not sys.stderr.isatty():
-        yield lambda n, total=None: None
-        return
     columns = [DownloadColumn(), TransferSpeedColumn()] if unit is None else [MofNCompleteColumn(), Rate()]
     with Progress("[progress.description]{task.description}", BarColumn(), *columns, TimeRemainingColumn(),
                   console=_err(), transient=True) as bar:
