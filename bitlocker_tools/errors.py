@@ -54,6 +54,13 @@ class UsageError(BitLockerError, ValueError):
     exit_code = 2
 
 
+class InterruptedWork(BitLockerError):
+    """Ctrl-C or SIGTERM stopped long work part way; the message says what was kept (a search's
+    state file, a partial output) and how to continue. Exit code 130, the shell's for SIGINT."""
+
+    exit_code = 130
+
+
 class AuthenticationError(ValueError):
     """An AES-CCM tag did not verify: a wrong key, or a damaged blob. Internal: the protector
     code turns it into :class:`WrongKeyError` or :class:`BadInputError`, whichever it means."""

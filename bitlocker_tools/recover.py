@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ._core import load
 from .crypto import kdf
-from .errors import BadInputError, UsageError
+from .errors import BadInputError, NotFoundError, UsageError
 from .format.constants import ProtectorType, ValueType
 from .hashline import HashLine, HashType, key_opens
 from .metadata import Protector, StretchKeyValue
@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 #: Candidates per chunk and worker: what keeps the batched core's pipelines full.
 PER_WORKER = 256
+#: Candidates per worker stretched to measure the rate before a search starts: one full set of
+#: the widest kernel's lanes (16), a fraction of a second.
+CALIBRATE_PER_WORKER = 16
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class Target:
     salt: bytes
     opens: Callable[[bytes], bool]  # does this stretched key open it?
     protector: Protector | None = None
+    rounds: int = kdf.STRETCH_ROUNDS
 
 
 def volume_targets(volume: BitLockerVolume, key_id: str | None = None, core: Core | None = None) -> list[Target]:
@@ -61,15 +65,30 @@ def volume_targets(volume: BitLockerVolume, key_id: str | None = None, core: Cor
     if not out:
         has = ", ".join(f"{p.type.value} {p.key_id}" for p in volume.metadata.protectors) or "none"
         which = f" whose ID starts {key_id}" if key_id else ""
-        raise UsageError(f"{volume.name}: no recovery-password protector{which} to search (volume has: {has})")
+        raise NotFoundError(f"{volume.name}: no recovery-password protector{which} to search (volume has: {has})")
     return out
 
 
-def hash_targets(line: HashLine, core: Core | None = None) -> list[Target]:
-    if line.hash_type not in (HashType.RECOVERY_PASSWORD, HashType.RECOVERY_PASSWORD_MAC):
-        raise UsageError("the hash line is of a user password (types 0 and 1): search it with John or hashcat; "
-                         "recover searches recovery passwords (types 2 and 3)")
-    return [Target("hash", line.salt, lambda key: key_opens(line, key, core))]
+def hash_targets(lines: list[HashLine], core: Core | None = None) -> list[Target]:
+    """The recovery-password lines (types 2 and 3) of a hash file, one target per protector.
+
+    A file from ``bitlocker2john`` holds each recovery-password protector twice (type 2 and type
+    3, the same salt and blob); a protector is stretched once, and checked with its type-3 line
+    when there is one (the CCM tag: no false positive). User-password lines are left to John
+    and hashcat."""
+    wanted = [x for x in lines if x.hash_type in (HashType.RECOVERY_PASSWORD, HashType.RECOVERY_PASSWORD_MAC)]
+    if not wanted:
+        raise UsageError("no recovery-password hash line (types 2 and 3): a user password's lines (types 0 and 1) "
+                         "are searched with John or hashcat")
+    by_salt: dict[tuple[bytes, int], list[HashLine]] = {}
+    for x in wanted:
+        by_salt.setdefault((x.salt, x.rounds), []).append(x)
+    out = []
+    for n, ((salt, rounds), same) in enumerate(by_salt.items(), 1):
+        line = next((x for x in same if x.hash_type.mac_check), same[0])
+        label = "hash" if len(by_salt) == 1 else f"hash {n}"
+        out.append(Target(label, salt, lambda key, line=line: key_opens(line, key, core), rounds=rounds))
+    return out
 
 
 @dataclass
@@ -120,18 +139,34 @@ def shard_size(space_size: int, shard: tuple[int, int]) -> int:
     return 0 if k > space_size else (space_size - k) // n + 1
 
 
+def calibrate(targets: list[Target], workers: int, core: Core) -> float:
+    """Candidates per second against all ``targets``, measured by stretching a small batch of
+    throw-away keys (a stretch costs the same whatever the key), so that a search is judged
+    before it spends a chunk or writes a state."""
+    n = CALIBRATE_PER_WORKER * workers
+    dummy = [bytes([i % 256]) * 32 for i in range(n)]
+    t0 = time.perf_counter()
+    for target in targets:
+        kdf.stretch_batch(dummy, target.salt, core, workers=workers, rounds=target.rounds)
+    return n / max(1e-9, time.perf_counter() - t0)
+
+
 def run_search(space: SearchSpace, targets: list[Target], shard: tuple[int, int] = (1, 1),
                state_path: Path | None = None, resume: bool = False, workers: int | None = None,
-               core: Core | None = None, progress: Callable[[int], None] | None = None,
-               budget: Callable[[float, int], None] | None = None) -> SearchResult:
+               core: Core | None = None, progress: Callable[..., None] | None = None,
+               budget: Callable[[float, int], None] | None = None, size: int | None = None) -> SearchResult:
     """Try the candidates of ``space`` (this ``shard`` of it) against ``targets`` until one opens.
 
-    ``budget(rate, left)`` is called after the first chunk with the measured rate (candidates per
-    second) and the candidates left; it may raise to refuse a search that would take too long.
+    ``budget(rate, left)`` is called before the first chunk with the rate :func:`calibrate`
+    measures (candidates per second, all targets) and the candidates left; it may raise to refuse
+    a search that would take too long, and then nothing has been tried or written.
+    ``progress(n)`` advances a bar; it is first called as ``progress(0, completed=start)``, the
+    point a resumed search starts from. ``size`` is the space's size when the caller has counted
+    it (an any-order space is counted by enumerating it).
     """
     core = core or load()
     workers = workers or os.cpu_count() or 1
-    size = space.size()
+    size = space.size() if size is None else size
     mine = shard_size(size, shard)
     digest = search_digest(space, targets, shard)
     start = 0
@@ -144,18 +179,21 @@ def run_search(space: SearchSpace, targets: list[Target], shard: tuple[int, int]
             raise BadInputError(f"{state_path}: the state is of another search (other pattern, options, targets "
                                 "or shard)")
         start = saved.done
+    if budget is not None and mine > start:
+        budget(calibrate(targets, workers, core), mine - start)
     state = SearchState(digest, start, size)
+    if progress:
+        progress(0, completed=start)
     t0 = time.perf_counter()
     tried = start
     chunk = PER_WORKER * workers
-    first = True
     for keys in space.keys(start=start, shard=shard, chunk=chunk, core=core):
         count = len(keys) // 16
         digests = core.sha256_many(keys, 16)
         initials = [digests[i * 32 : i * 32 + 32] for i in range(count)]
-        t_chunk = time.perf_counter()
         for target in targets:
-            for i, key in enumerate(kdf.stretch_batch(initials, target.salt, core, workers=workers)):
+            for i, key in enumerate(kdf.stretch_batch(initials, target.salt, core, workers=workers,
+                                                      rounds=target.rounds)):
                 if target.opens(key):
                     tried += count
                     _finish(state_path)
@@ -167,9 +205,6 @@ def run_search(space: SearchSpace, targets: list[Target], shard: tuple[int, int]
             state.save(state_path)
         if progress:
             progress(count)
-        if first and budget is not None:
-            first = False
-            budget(count / max(1e-9, time.perf_counter() - t_chunk), mine - tried)
     _finish(state_path)
     return SearchResult(None, None, tried, size, mine, start, time.perf_counter() - t0)
 

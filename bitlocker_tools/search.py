@@ -12,10 +12,15 @@ it, each "change" costing one:
 * ``any_order``: the groups in another order (a key read out of order); order by how many
   groups moved, identity first.
 
+A key costs as much as its cheapest reading, and the space comes out in order of cost (with
+``any_order``: by how many groups moved, then by cost). A swap stays inside one group: one
+across the dash between two groups, or two swaps, is not in the space (``--typos 2`` covers both,
+at a larger space).
+
 The space is enumerated in *blocks*: products of one word list per group, each list homogeneous
 in its cost, so a block's size is a product, sizes and skips are arithmetic, and every key of
-the space is produced exactly once (the block rules below say which block owns a key that two
-kinds of change could explain; any-order keys are deduplicated by value). Candidates come out as
+the space is produced exactly once, in the block of its cheapest reading (:func:`pattern_blocks`;
+any-order keys are deduplicated by value). Candidates come out as
 16-byte keys (the eight words, little-endian), the input of the core's batched stretch.
 
 Slices for many machines (``shard``) take every N-th candidate of the one ordered sequence, so
@@ -65,10 +70,25 @@ class Pattern:
         return "-".join(g.text for g in self.groups)
 
 
+_SET = re.compile(r"\[([^\]]*)\]")
+_RANGE = re.compile(r"([0-9])[\u2010-\u2015-]([0-9])")
+
+
+def _expand_set(m: re.Match) -> str:
+    """``[1-4]`` is ``[1234]``: expanded before dashes are dropped as group separators (which
+    would make it ``[14]``)."""
+    body = _RANGE.sub(lambda r: "".join(str(d) for d in range(int(r[1]), int(r[2]) + 1)) if r[1] <= r[2] else "!",
+                      m[1].replace(" ", ""))
+    if not body or not body.isdigit():
+        raise CredentialFormatError(f"pattern: set {m[0]!r}: digits and ranges, e.g. [147] or [1-4]")
+    return "[" + body + "]"
+
+
 def parse_pattern(text: str) -> Pattern:
-    """A key as remembered: digits, ``?`` for an unknown digit, ``[147]`` for one of a set; with
-    or without dashes between the groups. Raises CredentialFormatError saying what is wrong."""
-    cleaned = re.sub(r"[\s\u2010-\u2015-]", "", text.strip())
+    """A key as remembered: digits, ``?`` for an unknown digit, ``[147]`` or ``[1-4]`` for one of
+    a set; with or without dashes between the groups. Raises CredentialFormatError saying what
+    is wrong."""
+    cleaned = re.sub(r"[\s\u2010-\u2015-]", "", _SET.sub(_expand_set, text.strip()))
     positions: list[frozenset[str]] = []
     pos = 0
     while pos < len(cleaned):
@@ -151,20 +171,27 @@ def _split(words: tuple[int, ...], swap_words: frozenset[int]) -> tuple[tuple[in
 
 
 def pattern_blocks(tables: Sequence[GroupTable], typos: int, swaps: bool) -> Iterator[Block]:
-    """The blocks of one group order, fewest changes first.
+    """The blocks of one group order, fewest changes first; every key once, in the block of its
+    cheapest reading.
 
-    A key without a swap is owned by the block of its typo counts. A key with a swapped group g
-    (a swap costs one change, and that group has no typo) is owned by g's swap blocks only when
-    no typo reading fits the budget (else the typo block has it), and when no lower group g'
-    could be the swapped one instead (then g' owns it): the rules that make every key appear once.
+    A key can be read as typos alone (cost: its typo count T, if T ≤ ``typos``) or, for each group
+    g whose word a swap of the pattern gives, as that swap plus typos elsewhere (cost 1 + T − t_g,
+    if T − t_g ≤ ``typos``). Its cost is the cheapest reading's; on a tie the typo reading owns
+    it, then the lowest swapped group. So a typo block leaves out, in its groups with two or more
+    typos, the words a swap explains (cheaper read as a swap); and the swap block of group g
+    leaves out the keys whose typo reading is as cheap, and, in another group h, the swap words
+    that would make h's reading cheaper, or as cheap with h below g. Each block stays one product.
     """
     cap = min(typos, GROUP_DIGITS)
     for changes in range(typos + (1 if swaps else 0) + 1):
         if changes <= typos:
             for counts in _compositions(changes, GROUPS, cap):
-                lists = tuple(tables[g].by_typos[t] for g, t in enumerate(counts))
+                lists = []
+                for g, t in enumerate(counts):
+                    words = tables[g].by_typos[t]
+                    lists.append(_split(words, tables[g].swap_words)[1] if swaps and t >= 2 else words)
                 if all(lists):
-                    yield Block(lists, changes)
+                    yield Block(tuple(lists), changes)
         if not swaps or changes == 0:
             continue
         for g in range(GROUPS):
@@ -172,24 +199,20 @@ def pattern_blocks(tables: Sequence[GroupTable], typos: int, swaps: bool) -> Ite
             for counts in _compositions(changes - 1, GROUPS - 1, cap):
                 t = dict(zip(others, counts))
                 for h_g, words_g in enumerate(tables[g].swapped):
-                    if not words_g or h_g + changes - 1 <= typos:
-                        continue  # empty, or a reading with typos alone fits: a typo block owns it
-                    # groups below g whose words a swap could also explain decide the owner
-                    lower = [h for h in others if h < g]
-                    options = []
-                    for h in others:
-                        words = tables[h].by_typos[t[h]]
-                        options.append(_split(words, tables[h].swap_words) if h in lower else (words,))
-                    for choice in itertools.product(*[range(len(o)) for o in options]):
-                        lists_by_group = {h: options[i][c] for i, (h, c) in enumerate(zip(others, choice))}
-                        total = h_g + sum(t.values())
-                        owned_lower = any(len(options[i]) == 2 and choice[i] == 0 and total - t[h] <= typos
-                                          for i, h in enumerate(others))
-                        if owned_lower:
+                    total = h_g + changes - 1  # the key's typo count T
+                    if not words_g or (h_g <= 1 and total <= typos):
+                        continue  # empty, or the typo reading is as cheap (cost T ≤ changes) and fits
+                    lists = []
+                    for k in range(GROUPS):
+                        if k == g:
+                            lists.append(words_g)
                             continue
-                        lists = tuple(words_g if k == g else lists_by_group[k] for k in range(GROUPS))
-                        if all(lists):
-                            yield Block(lists, changes)
+                        words = tables[k].by_typos[t[k]]
+                        # k's own swap reading costs changes + h_g − t[k]: cheaper, or tied and lower
+                        beaten = (t[k] > h_g or (t[k] == h_g and k < g)) and total - t[k] <= typos
+                        lists.append(_split(words, tables[k].swap_words)[1] if beaten else words)
+                    if all(lists):
+                        yield Block(tuple(lists), changes)
 
 
 def orders(any_order: bool) -> Iterator[tuple[int, ...]]:

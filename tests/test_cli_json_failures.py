@@ -229,7 +229,7 @@ RECOVER_CASES = [
     ("not-in-the-space", 1, "rp_volume", ["--pattern", RP.replace("514998", "51499?").replace("199408", "199409")],
      None),
     ("bad-pattern", 2, "rp_volume", ["--pattern", "12345"], ["48"]),
-    ("no-recovery-protector", 2, "volume", ["--pattern", RP], ["no recovery-password protector"]),
+    ("no-recovery-protector", 1, "volume", ["--pattern", RP], ["no recovery-password protector"]),
     ("not-a-disk-image", 3, "random", ["--pattern", RP], ["not a disk image"]),
 ]
 

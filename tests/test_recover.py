@@ -133,7 +133,7 @@ def fast_stretch(monkeypatch):
     """The stretch replaced by the identity, so a test sees which candidates were tried."""
     from bitlocker_tools.crypto import kdf
 
-    monkeypatch.setattr(kdf, "stretch_batch", lambda initials, salt, core=None, workers=None: list(initials))
+    monkeypatch.setattr(kdf, "stretch_batch", lambda initials, salt, core=None, workers=None, **_: list(initials))
 
 
 def _initials(space: SearchSpace) -> list[bytes]:
@@ -162,7 +162,7 @@ from pathlib import Path
 from bitlocker_tools.crypto import kdf
 from bitlocker_tools.recover import Target, run_search
 from bitlocker_tools.search import SearchSpace, parse_pattern
-kdf.stretch_batch = lambda initials, salt, core=None, workers=None: list(initials)
+kdf.stretch_batch = lambda initials, salt, core=None, workers=None, **_: list(initials)
 log = open(sys.argv[3], "a")
 def opens(key, seen=[0]):
     log.write(key.hex() + "\n"); log.flush()
@@ -202,25 +202,73 @@ def test_a_killed_search_resumes_and_tries_every_candidate_once(tmp_path):
     assert not state.exists(), "a finished search leaves no state"
 
 
+class _Stop(Exception):
+    pass
+
+
 def test_a_state_file_is_never_applied_to_another_search(tmp_path, fast_stretch):
     from bitlocker_tools.errors import BadInputError, UsageError
 
     state = tmp_path / "s.state"
-    space = SearchSpace(parse_pattern(_with(5, "??" + GROUPS[5][2:])))
-    calls = []
+    space = SearchSpace(parse_pattern(_with(5, "????" + GROUPS[5][4:])))
+    seen: list[bytes] = []
 
-    def stop(rate, left):
+    def opens(key):  # stops the search in its second chunk, after the first is recorded
+        seen.append(key)
+        if len(seen) > 256:
+            raise _Stop
+        return False
+
+    with pytest.raises(_Stop):
+        run_search(space, [Target("record", bytes(16), opens)], state_path=state, workers=1)
+    assert json.loads(state.read_text())["done"] == 256
+    with pytest.raises(UsageError, match="--resume"):
+        run_search(space, [_recording_target([])], state_path=state)
+    other = SearchSpace(parse_pattern(_with(5, "????" + GROUPS[5][4:])), typos=1)
+    with pytest.raises(BadInputError, match="another search"):
+        run_search(other, [_recording_target([])], state_path=state, resume=True)
+
+
+def test_a_refused_search_tries_and_writes_nothing(tmp_path, fast_stretch):
+    from bitlocker_tools.errors import UsageError
+
+    state, seen, calls = tmp_path / "s.state", [], []
+
+    def refuse(rate, left):
         calls.append(left)
         raise UsageError("too long")
 
+    space = SearchSpace(parse_pattern(_with(5, "????" + GROUPS[5][4:])))
     with pytest.raises(UsageError):
-        run_search(space, [_recording_target([])], state_path=state, budget=stop, workers=1)
-    assert state.exists()
-    with pytest.raises(UsageError, match="--resume"):
-        run_search(space, [_recording_target([])], state_path=state)
-    other = SearchSpace(parse_pattern(_with(5, "??" + GROUPS[5][2:])), typos=1)
-    with pytest.raises(BadInputError, match="another search"):
-        run_search(other, [_recording_target([])], state_path=state, resume=True)
+        run_search(space, [_recording_target(seen)], state_path=state, budget=refuse, workers=1)
+    assert calls == [space.size()] and seen == [] and not state.exists()
+
+
+def test_the_estimate_counts_every_protector(monkeypatch):
+    """The rate handed to the budget is per candidate against all targets: two protectors, two
+    stretches per candidate, half the rate (a fake clock the fake stretch advances)."""
+    from bitlocker_tools import recover
+    from bitlocker_tools.crypto import kdf
+
+    clock = [0.0]
+    monkeypatch.setattr(recover.time, "perf_counter", lambda: clock[0])
+
+    def stretch(initials, salt, core=None, workers=None, **_):
+        clock[0] += 0.01 * len(initials)  # 100 candidates/s per target, whatever the workers
+        return list(initials)
+
+    monkeypatch.setattr(kdf, "stretch_batch", stretch)
+    space = SearchSpace(parse_pattern(_with(5, "????" + GROUPS[5][4:])))
+    for n in (1, 2):
+        rates = []
+
+        def refuse(rate, left, rates=rates):
+            rates.append(rate)
+            raise _Stop
+
+        with pytest.raises(_Stop):
+            run_search(space, [_recording_target([]) for _ in range(n)], budget=refuse, workers=3)
+        assert rates == [pytest.approx(100 / n)]
 
 
 def test_max_time_refuses_with_advice_and_keeps_the_state(run_cli, corpus_dir, tmp_path):
@@ -230,7 +278,80 @@ def test_max_time_refuses_with_advice_and_keeps_the_state(run_cli, corpus_dir, t
     assert proc.returncode == 2
     line = proc.stderr.strip().splitlines()[-1]
     assert "--max-time" in line and "hash" in line and "--shard" in line
-    assert json.loads(state.read_text())["done"] == 512
+    assert "candidates/s" in line and "(65,536 left)" in line
+    assert not state.exists(), "a refused search writes nothing"
+
+
+def test_no_recovery_password_protector_is_nothing_to_search(run_cli, corpus_dir):
+    proc = run_cli("recover", corpus_dir / "aes_128.bin", "--pattern", RP, "--json")
+    assert proc.returncode == 1
+    assert "no recovery-password protector" in json.loads(proc.stdout)["error"]
+
+
+def test_ctrl_c_keeps_the_state_and_resume_finds_the_key(corpus_dir, tmp_path):
+    """SIGINT in the second chunk: exit 130, a JSON document that says how to continue, the state
+    of the first chunk; --resume then starts there and finds the key in the second chunk."""
+    pattern = _with(0, "????" + GROUPS[0][4:])
+    space = SearchSpace(parse_pattern(pattern))
+    position = _search_order(space).index(RP)
+    assert 256 <= position < 512  # the key is in the second chunk of 256 (one worker)
+    state = tmp_path / "s.state"
+    args = [sys.executable, "-m", "bitlocker_tools", "recover", str(corpus_dir / VOLUME), "--pattern", pattern,
+            "--workers", "1", "--state", str(state), "--json", "--show-keys"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while time.time() < deadline and not (state.exists() and state.read_text()):
+        time.sleep(0.05)
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    waited = time.time() - t0
+    assert proc.returncode == 130, err
+    doc = json.loads(out)
+    assert doc["exit_code"] == 130 and "--resume" in doc["error"] and str(state) in doc["error"]
+    assert waited < 5, "Ctrl-C is felt within a piece of the batch, not after the whole chunk"
+    assert json.loads(state.read_text())["done"] == 256
+    proc = subprocess.run(args + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["recovery_password"] == RP and doc["resumed_from"] == 256 and doc["candidates_tried"] == 512
+    assert not state.exists()
+
+
+def test_a_bitlocker2john_file(run_cli, corpus_dir, tmp_path):
+    """bitlocker2john's output: captions, the user password's lines (left to John), and the
+    recovery password twice (types 2 and 3, one protector: stretched once)."""
+    lines = json.loads(run_cli("hash", corpus_dir / VOLUME, "--json").stdout)["lines"]
+    rp = next(x["line"] for x in lines if x["protector_type"] == "recovery_password")
+    pw = next(x["line"] for x in lines if x["protector_type"] == "password")
+    assert rp.startswith("$bitlocker$3$") and pw.startswith("$bitlocker$1$")
+    text = ("Signature found at 0x10003\nVersion: 2\n\nUser Password hash:\n" + pw.replace("$1$", "$0$", 1)
+            + "\nHash type: User Password with MAC verification (slower solution, no false positives)\n" + pw
+            + "\nHash type: Recovery Password fast attack\n" + rp.replace("$3$", "$2$", 1)
+            + "\nHash type: Recovery Password with MAC verification (slower solution, no false positives)\n"
+            + rp + "\n")
+    (tmp_path / "b2j.txt").write_text(text)
+    proc = run_cli("recover", "--hash", "@" + str(tmp_path / "b2j.txt"), "--pattern", _with(1, GROUPS[1][:4] + "??"),
+                   "--show-keys", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["recovery_password"] == RP
+    assert "against 1 protector of" in proc.stderr and "(4 lines)" in proc.stderr
+    (tmp_path / "pw.txt").write_text(pw + "\n")
+    proc = run_cli("recover", "--hash", "@" + str(tmp_path / "pw.txt"), "--pattern", RP, "--json")
+    assert proc.returncode == 2 and "types 2 and 3" in json.loads(proc.stdout)["error"]
+    (tmp_path / "none.txt").write_text("Hash type: nothing\n")
+    proc = run_cli("recover", "--hash", "@" + str(tmp_path / "none.txt"), "--pattern", RP)
+    assert proc.returncode == 3 and "no $bitlocker$ line" in proc.stderr
+
+
+def test_a_set_may_be_a_range():
+    assert parse_pattern("[1-4]" + RP[1:]) == parse_pattern("[1234]" + RP[1:])
+    assert parse_pattern(RP[:-1] + "[0-37-9]") == parse_pattern(RP[:-1] + "[01237-89]")
+    from bitlocker_tools.errors import CredentialFormatError
+
+    with pytest.raises(CredentialFormatError, match=r"\[4-1\]"):
+        parse_pattern("[4-1]" + RP[1:])
 
 
 def test_search_of_a_hash_line(run_cli, corpus_dir, tmp_path):
@@ -273,3 +394,127 @@ def test_the_space_is_ordered_most_likely_first():
     space = SearchSpace(parse_pattern(_with(4, GROUPS[4][:5] + "?")), typos=1)
     first = key16_text(next(space.keys())[:16])
     assert first == RP  # no typo before one typo
+
+
+# --- the space against a brute force of its definition ------------------------------------------------
+
+
+def _sets(pattern: str) -> list[list[set[str]]]:
+    """The pattern's digits as sets, read here independently of the search's parser."""
+    flat, i, text = [], 0, pattern.replace("-", "")
+    while i < len(text):
+        if text[i] == "[":
+            j = text.index("]", i)
+            flat.append(set(text[i + 1 : j]))
+            i = j + 1
+        else:
+            flat.append(set("0123456789") if text[i] == "?" else {text[i]})
+            i += 1
+    assert len(flat) == 48
+    return [flat[k : k + 6] for k in range(0, 48, 6)]
+
+
+def _group_words(allowed: list[set[str]]) -> list[tuple[str, int, bool]]:
+    """Every valid group as (digits, typos, could a swap of two adjacent places give it)."""
+    out = []
+    for v in np.flatnonzero(VALID):
+        d = f"{v:06d}"
+        t = sum(d[i] not in allowed[i] for i in range(6))
+        swap = any(d[i + 1] in allowed[i] and d[i] in allowed[i + 1]
+                   and all(d[k] in allowed[k] for k in range(6) if k not in (i, i + 1)) for i in range(5))
+        out.append((d, t, swap))
+    return out
+
+
+def _brute_space(pattern: str, typos: int, swaps: bool) -> dict[str, int]:
+    """Every key the definition admits, with its cost: the cheapest of reading it as typos alone
+    (T, if T ≤ typos) and as one swap in group g plus typos elsewhere (1 + T − t_g, if T − t_g ≤ typos)."""
+    words = [_group_words(a) for a in _sets(pattern)]
+    keys: dict[str, int] = {}
+
+    def cost(choice) -> int | None:
+        total = sum(t for _, t, _ in choice)
+        readings = [total] if total <= typos else []
+        readings += [1 + total - t for _, t, s in choice if swaps and s and total - t <= typos]
+        return min(readings) if readings else None
+
+    def walk(g: int, chosen: list, budget: int, swapped: bool) -> None:
+        if g == 8:
+            c = cost(chosen)
+            if c is not None:
+                keys["-".join(d for d, _, _ in chosen)] = c
+            return
+        for w in words[g]:
+            if w[1] <= budget:
+                walk(g + 1, chosen + [w], budget - w[1], swapped)
+            if swaps and not swapped and w[2]:
+                walk(g + 1, chosen + [w], budget, True)  # this group is the swapped one
+
+    walk(0, [], typos, False)
+    return keys
+
+
+def _search_order(space: SearchSpace) -> list[str]:
+    raw = b"".join(space.keys())
+    return [key16_text(raw[i : i + 16]) for i in range(0, len(raw), 16)]
+
+
+def _transposed(group: int, at: int) -> str:
+    g = GROUPS[group]
+    return _with(group, g[:at] + g[at + 1] + g[at] + g[at + 2 :])
+
+
+def _typo(text: str, at: int, delta: int = 3) -> str:
+    return text[:at] + str((int(text[at]) + delta) % 10) + text[at + 1 :]
+
+
+@pytest.mark.parametrize("pattern,typos,swaps", [
+    (_transposed(3, 1), 2, True),  # a swap the two-typo reading also explains: the swap is cheaper
+    (_typo(_transposed(6, 3), 3), 2, True),  # a swap and a typo elsewhere
+    ("[28]8[45]867" + RP[6:], 1, True),  # sets
+    (RP.replace("-", "")[:30] + "??" + RP.replace("-", "")[32:], 1, True),  # no dashes, unknown digits
+    (_with(2, _typo(_typo(GROUPS[2], 1), 4, 5)), 2, False),  # two typos in one group
+])
+def test_the_space_is_its_definition_cheapest_first(pattern, typos, swaps):
+    """Every key the definition admits comes exactly once, and the costs never decrease."""
+    brute = _brute_space(pattern, typos, swaps)
+    space = SearchSpace(parse_pattern(pattern), typos=typos, swaps=swaps)
+    order = _search_order(space)
+    assert len(order) == len(set(order)) == space.size()
+    assert set(order) == set(brute) and RP in brute
+    costs = [brute[k] for k in order]
+    assert costs == sorted(costs)
+
+
+def test_any_order_with_a_typo_is_every_order_of_the_definition():
+    """--any-order --typos 1: every ordering of the eight groups, with at most one typo in all."""
+    pattern = _with(0, _typo(GROUPS[0], 2))
+    g = pattern.split("-")
+    g[1], g[6] = g[6], g[1]
+    pattern = "-".join(g)
+    words = [_group_words(a) for a in _sets(pattern)]
+    exact = [[d for d, t, _ in w if t == 0] for w in words]
+    one = [[d for d, t, _ in w if t == 1] for w in words]
+    brute: set[str] = set()
+    for perm in itertools.permutations(range(8)):
+        for typo_at in [None, *range(8)]:
+            choices = [one[j] if i == typo_at else exact[j] for i, j in enumerate(perm)]
+            brute.update("-".join(c) for c in itertools.product(*choices))
+    order = _search_order(SearchSpace(parse_pattern(pattern), typos=1, any_order=True))
+    assert len(order) == len(set(order)) and set(order) == brute and RP in brute
+
+
+def test_a_combined_search_finds_the_key_at_its_place(fast_stretch):
+    """typos and a swap together, through run_search: the key is found after exactly the
+    candidates the order puts before it (rounded up to whole chunks)."""
+    import hashlib
+    import struct
+
+    pattern = _typo(_transposed(6, 3), 3)
+    space = SearchSpace(parse_pattern(pattern), typos=1, swaps=True)
+    key16 = struct.pack("<8H", *(int(x) // 11 for x in GROUPS))
+    want = hashlib.sha256(key16).digest()
+    result = run_search(space, [Target("t", bytes(16), lambda key: key == want)], workers=1)
+    assert result.key16 == key16
+    position = _search_order(space).index(RP) + 1
+    assert result.tried == min(space.size(), -(-position // 256) * 256)

@@ -37,15 +37,17 @@ def check_key(
 def recover(
     source: Optional[str] = typer.Argument(None, metavar="[SOURCE]", help="Image, device or volume file."),
     pattern: str = typer.Option(..., "--pattern", "-P", help="The key as remembered: ? an unknown digit, "
-                                "[147] one of a set; dashes optional."),
-    hash_line: Optional[str] = typer.Option(None, "--hash", help="Search a $bitlocker$ line (text, or @FILE) "
+                                "[147] or [1-4] one of a set; dashes optional."),
+    hash_line: Optional[str] = typer.Option(None, "--hash", help="Search a $bitlocker$ line (text), or @FILE: "
+                                            "every recovery-password line in it, e.g. bitlocker2john's output; "
                                             "instead of the evidence."),
     volume: Optional[int] = VolumeOpt,
     offset: Optional[int] = OffsetOpt,
     key_id: Optional[str] = typer.Option(None, "--key-id", help="Only the recovery-password protector whose ID "
                                          "starts with this (the recovery screen's Key ID)."),
     typos: int = typer.Option(0, "--typos", min=0, max=6, help="Up to K wrong digits anywhere."),
-    swaps: bool = typer.Option(False, "--swaps", help="One adjacent transposition somewhere in the key."),
+    swaps: bool = typer.Option(False, "--swaps", help="One adjacent transposition inside one group, somewhere "
+                               "in the key (across a dash, or two of them: --typos 2 covers those)."),
     any_order: bool = typer.Option(False, "--any-order", help="The groups in any order."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Cores to use (default: all)."),
     max_time: str = typer.Option("4h", "--max-time", help="Refuse a search estimated to take longer (e.g. 30m, 4h)."),
@@ -54,7 +56,8 @@ def recover(
                                         "in the current directory)."),
     shard: str = typer.Option("1/1", "--shard", help="K/N: search the K-th of N disjoint slices (one per machine)."),
     emit_candidates: bool = typer.Option(False, "--emit-candidates", help="Print the candidates, one per line, "
-                                         "for John's --stdin; no search."),
+                                         "for John's --stdin; no search (asking for them is asking to see "
+                                         "them: --show-keys is not needed)."),
     show_keys: bool = typer.Option(False, "--show-keys", help="Print the found key in full."),
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
@@ -83,7 +86,7 @@ def recover(
 
 
 def _run(space, targets, name, shard_kn, state_path, resume, workers, limit, show_keys, as_json, shard_text) -> None:
-    from ..errors import UsageError
+    from ..errors import InterruptedWork, UsageError
     from ..recover import run_search, shard_size
     from ..report import recover_document
     from . import render
@@ -94,20 +97,24 @@ def _run(space, targets, name, shard_kn, state_path, resume, workers, limit, sho
          + f" against {len(targets)} protector{'s' if len(targets) > 1 else ''} of {name}")
 
     def budget(rate: float, left: int) -> None:
-        seconds = left * len(targets) / max(rate, 1e-9)
+        """Called with the calibrated rate (all protectors) before anything is tried."""
+        seconds = left / max(rate, 1e-9)
         if seconds > limit:
             raise UsageError(
                 f"the search would take about {_duration(seconds)} at this machine's {rate:.0f} candidates/s "
                 f"({left:,} left), more than --max-time {_duration(limit)}: narrow the pattern, split it with "
                 "--shard K/N over machines, or export the protector with `bitlocker-tools hash` and run it on GPUs "
-                "(--emit-candidates streams the candidates to John); --resume continues from here")
+                "(--emit-candidates streams the candidates to John)")
+        _err(f"{left:,} candidates at {rate:.0f}/s on this machine: about {_duration(seconds)} at most")
 
     try:
         with render.progress(mine, enabled=not as_json, label="recovery passwords", unit="candidates") as advance:
-            result = run_search(space, targets, shard_kn, state_path, resume, workers, progress=advance, budget=budget)
+            result = run_search(space, targets, shard_kn, state_path, resume, workers, progress=advance,
+                                budget=budget, size=size)
     except KeyboardInterrupt:
-        _err(f"interrupted: {state_path} records where the search is; --resume continues it")
-        raise typer.Exit(130) from None
+        kept = (f"{state_path} records where the search is; --resume continues it" if state_path.exists()
+                else "nothing was recorded yet")
+        raise InterruptedWork(f"interrupted: {kept}") from None
     doc = recover_document(result, shard_text, show_keys)
     _emit_json(doc) if as_json else render.recover(doc)
     if result.key16 is None:
@@ -139,9 +146,18 @@ class _targets:
             from ..credentials import decode_text, read_secret
             from ..hashline import parse
 
-            text = decode_text(read_secret(hash_line, "hash line")) if hash_line.startswith("@") else hash_line
-            line = next((ln for ln in text.splitlines() if ln.strip()), "")
-            return hash_targets(parse(line)), "the hash line"
+            if not hash_line.startswith("@"):
+                return hash_targets([parse(hash_line)]), "the hash line"
+            from ..errors import BadInputError
+            from ..hashline import TAG
+
+            text = decode_text(read_secret(hash_line, "hash file"))
+            # bitlocker2john interleaves "Hash type: ..." captions; John's files may prefix "name:"
+            lines = [ln for ln in text.splitlines() if TAG in ln]
+            if not lines:
+                raise BadInputError(f"{hash_line[1:]}: no $bitlocker$ line")
+            targets = hash_targets([parse(ln) for ln in lines])
+            return targets, f"{hash_line[1:]} ({len(lines)} line{'s' if len(lines) > 1 else ''})"
         from ..scan import select
         from ..sources import open_source
 

@@ -219,13 +219,17 @@ def keys(data: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def progress(total: int, enabled: bool = True, label: str = "decrypting",
-             unit: str | None = None) -> Iterator[Callable[[int], None]]:
+             unit: str | None = None) -> Iterator[Callable[..., None]]:
     """A Rich progress bar on stderr with rate and ETA; silent when stderr is not a terminal.
-    ``unit`` None counts bytes; otherwise counts of ``unit`` (e.g. "stretches"). The callable it
-    gives advances the bar; ``total=`` (re)sets its length once that is known."""
+    ``unit`` None counts bytes; otherwise counts of ``unit`` (e.g. "candidates"). The callable it
+    gives advances the bar by ``n``; ``total=`` (re)sets its length once that is known;
+    ``completed=`` sets where work starts (a resumed search) and starts the clock there, so
+    that rate and ETA are of this run's work, shown from its first advance."""
     if not enabled or not sys.stderr.isatty():  # before importing Rich's progress: 0.1 s of a short run
-        yield lambda n, total=None: None
+        yield lambda n, total=None, completed=None: None
         return
+    import time
+
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -237,18 +241,38 @@ def progress(total: int, enabled: bool = True, label: str = "decrypting",
     )
     from rich.text import Text
 
+    mark = {"time": time.monotonic(), "done": 0}  # where this run's clock starts
+
+    def rate(task) -> float | None:
+        seconds = time.monotonic() - mark["time"]
+        done = task.completed - mark["done"]
+        return done / seconds if done > 0 and seconds > 0 else None
+
     class Rate(ProgressColumn):
         def render(self, task) -> Text:  # type: ignore[override]
-            return Text(f"{task.speed:.1f} {unit}/s" if task.speed else f"- {unit}/s")
+            r = rate(task)
+            return Text(f"{r:.1f} {unit}/s" if r else f"- {unit}/s")
 
-    columns = [DownloadColumn(), TransferSpeedColumn()] if unit is None else [MofNCompleteColumn(), Rate()]
-    with Progress("[progress.description]{task.description}", BarColumn(), *columns, TimeRemainingColumn(),
+    class Eta(ProgressColumn):
+        def render(self, task) -> Text:  # type: ignore[override]
+            r = rate(task)
+            if not r or task.total is None:
+                return Text("-:--:--")
+            left = int(max(0.0, task.total - task.completed) / r)
+            return Text(f"{left // 3600}:{left // 60 % 60:02d}:{left % 60:02d}")
+
+    columns = ([DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn()] if unit is None
+               else [MofNCompleteColumn(), Rate(), Eta()])
+    with Progress("[progress.description]{task.description}", BarColumn(), *columns,
                   console=_err(), transient=True) as bar:
         task = bar.add_task(label, total=total)
 
-        def advance(n: int, total: int | None = None) -> None:
+        def advance(n: int, total: int | None = None, completed: int | None = None) -> None:
             if total is not None:
                 bar.update(task, total=total)
+            if completed is not None:
+                bar.update(task, completed=completed)
+                mark.update(time=time.monotonic(), done=completed)
             bar.advance(task, n)
 
         yield advance
