@@ -12,19 +12,28 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Iterable
 
 from .errors import UsageError
 
 
 def write_new_file(path: str | os.PathLike, data: bytes, secret: bool = True) -> Path:
     """Write ``data`` to ``path``, which must not exist; return the path."""
+    return write_new_file_from(path, (data,), secret)
+
+
+def write_new_file_from(path: str | os.PathLike, chunks: Iterable[bytes], secret: bool = True) -> Path:
+    """Write the ``chunks`` to ``path``, which must not exist, in the same way (a file extracted
+    from a volume is streamed, not held in memory); return the path. Nothing is left at ``path``
+    when the chunks fail part way."""
     final = Path(path)
     if final.exists() or final.is_symlink():
         raise UsageError(f"{final}: exists; remove it or choose another output")
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent or ".")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            for data in chunks:
+                fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         if not secret:

@@ -19,9 +19,11 @@ from .scan import SourceReport, VolumeReport
 if TYPE_CHECKING:
     from .decrypt import DecryptResult
     from .escrow.record import EscrowProblem, EscrowRecord
+    from .files import FileEntry
     from .hashline import Export
     from .keys import VolumeKeys
     from .matching import MatchReport
+    from .mount import Mounted
     from .protectors import UnlockResult
     from .recover import SearchResult
     from .search import GroupVerdict
@@ -416,4 +418,77 @@ def recover_document(result: SearchResult, shard: str, show_keys: bool) -> dict[
         "resumed_from": result.resumed_from,
         "seconds": round(result.seconds, 3),
         "rate": round((result.tried - result.resumed_from) / result.seconds, 1) if result.seconds > 0 else None,
+    }
+
+
+# --- mount -----------------------------------------------------------------------------------------
+
+
+def mount_document(vol: BitLockerVolume, r: UnlockResult, mounted: Mounted) -> dict[str, Any]:
+    """The verify fields (never the keys: a mount has no --show-keys), then where the plaintext
+    is served: the mount point, the one file in it, and the process serving it."""
+    d = verify_document(vol, r, show_keys=False)
+    d.update(
+        {
+            "mountpoint": mounted.mountpoint,
+            "path": mounted.path,
+            "size": mounted.size,
+            "foreground": mounted.foreground,
+            "pid": mounted.pid,
+            "read_only": True,
+            "filesystem": mounted.filesystem,
+        }
+    )
+    return d
+
+
+# --- ls, extract -----------------------------------------------------------------------------------
+
+
+def file_entry_record(e: FileEntry) -> dict[str, Any]:
+    """One file or directory inside the volume. Times are ISO 8601: UTC (``Z``) on NTFS and on
+    exFAT when it recorded its offset from UTC; FAT's local times carry no zone (it stores none),
+    and FAT's access time is a date. ``None`` where the filesystem records no such time."""
+
+    def when(t: Any) -> str | None:
+        return None if t is None else t.isoformat().replace("+00:00", "Z")
+
+    return {
+        "name": e.name,
+        "path": e.path,
+        "type": e.type,
+        "size": e.size,
+        "created": when(e.created),
+        "modified": when(e.modified),
+        "accessed": when(e.accessed),
+        "mft_record": e.mft_record,
+    }
+
+
+def ls_document(source: str, vol: BitLockerVolume, filesystem: str, path: str, recursive: bool,
+                entries: list[FileEntry]) -> dict[str, Any]:
+    """``ls --json``: where the listing comes from, and its entries (``path`` is the canonical
+    spelling of the directory or file listed)."""
+    return {
+        "source": source,
+        "volume_guid": vol.metadata.volume_guid,
+        "filesystem": filesystem,
+        "path": path,
+        "recursive": recursive,
+        "entries": [file_entry_record(e) for e in entries],
+    }
+
+
+def extract_document(source: str, vol: BitLockerVolume, filesystem: str, entry: FileEntry, output: str,
+                     written: int, sha256: str) -> dict[str, Any]:
+    """``extract --json``: the file copied out, where to, and the digest of what was written."""
+    return {
+        "source": source,
+        "volume_guid": vol.metadata.volume_guid,
+        "filesystem": filesystem,
+        "path": entry.path,
+        "output": output,
+        "size": written,
+        "sha256": sha256,
+        "entry": file_entry_record(entry),
     }

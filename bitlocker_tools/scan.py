@@ -61,7 +61,9 @@ def examine(source: Source, partition: Partition, strict: bool = False) -> Volum
         elif len(head) < BOOT_SECTOR_SIZE:
             report.error = (f"{name}: truncated image: {len(head)} bytes where a volume's 512-byte "
                             f"boot sector should be (offset {partition.offset})")
-        elif partition.offset == 0 and not source.partitioned and identify_filesystem(head) is None:
+        elif (partition.offset == 0 and not source.partitioned and source.kind != "device"
+              and identify_filesystem(head) is None):
+            # a file that is no image is an error; a blank or swap drive is just not BitLocker
             report.error = (f"{name}: not a disk image or volume: no partition table, and no "
                             "BitLocker or filesystem boot sector at offset 0")
         return report

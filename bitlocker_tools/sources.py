@@ -15,18 +15,17 @@ import io
 import os
 import re
 import stat
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from .boot_sector import parse_boot_sector
+from .devices import no_media, open_device
 from .errors import BadInputError, SourceNotFoundError
 from .format.boot_sector import BOOT_SECTOR_SIZE, BOOT_SIGNATURE_OFFSET, BootSectorStart
 from .format.constants import BOOT_SIGNATURE, SIGNATURE, TOGO_OEM
 
 _DEVICE_PATH = re.compile(r"^\\\\[.?]\\", re.IGNORECASE)  # \\.\PhysicalDrive0, \\.\C:, \\?\Volume{..}
-_ALIGN = 4096
 
 
 def read_at(fh: BinaryIO, offset: int, length: int) -> bytes:
@@ -76,56 +75,6 @@ class _Reader(io.RawIOBase):
 
     def tell(self) -> int:
         return self._pos
-
-
-class AlignedReader(_Reader):
-    """Read-only file object over a raw device that only accepts sector-aligned reads.
-
-    Windows raw devices (``\\\\.\\PhysicalDrive0``) fail unaligned reads with EINVAL; Linux block
-    devices are fine either way. Reads are widened to 4096-byte boundaries and trimmed.
-    """
-
-    def __init__(self, fd: int, size: int):
-        super().__init__(size)
-        self._fd = fd
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        want = min(len(buf), max(0, self._size - self._pos))
-        if want <= 0:
-            return 0
-        start = self._pos // _ALIGN * _ALIGN
-        end = -(-(self._pos + want) // _ALIGN) * _ALIGN
-        os.lseek(self._fd, start, 0)
-        data = os.read(self._fd, end - start)
-        chunk = data[self._pos - start : self._pos - start + want]
-        buf[: len(chunk)] = chunk
-        self._pos += len(chunk)
-        return len(chunk)
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()
-
-
-def _device_size(fd: int) -> int:
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows/WinPE only
-        import ctypes
-        import msvcrt
-        from ctypes import wintypes
-
-        handle = msvcrt.get_osfhandle(fd)
-        length = ctypes.c_longlong(0)
-        returned = wintypes.DWORD(0)
-        ioctl_disk_get_length_info = 0x7405C
-        ok = ctypes.windll.kernel32.DeviceIoControl(
-            wintypes.HANDLE(handle), ioctl_disk_get_length_info, None, 0,
-            ctypes.byref(length), ctypes.sizeof(length), ctypes.byref(returned), None,
-        )
-        if not ok:
-            raise OSError(ctypes.get_last_error(), "IOCTL_DISK_GET_LENGTH_INFO failed")
-        return length.value
-    return os.lseek(fd, 0, os.SEEK_END)
 
 
 def _is_device(path: str) -> bool:
@@ -317,19 +266,25 @@ def open_source(path: str | os.PathLike | list) -> Source:
 
 
 def _open_device(path: str) -> Source:
-    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+    """A raw device, read through :class:`.devices.AlignedReader` with the size the OS reports."""
     try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise SourceNotFoundError(f"{path}: no such device") from None
+        fh, geometry = open_device(path)
     except OSError as exc:
-        raise BadInputError(f"{path}: cannot open device: {exc.strerror}") from None
-    try:
-        size = _device_size(fd)
-    except OSError as exc:
-        os.close(fd)
-        raise BadInputError(f"{path}: cannot get the device size: {exc}") from None
-    return Source(path, io.BufferedReader(AlignedReader(fd, size), 1 << 20), size, "device")
+        if no_media(exc):
+            raise BadInputError(f"{path}: no media in the drive") from None
+        raise device_error(path, exc) from None
+    return Source(path, fh, geometry.size, "device")
+
+
+def device_error(path: str, exc: OSError) -> BadInputError:
+    """The one line for a device that cannot be opened (also what ``scan --all-drives`` reports
+    for an unreadable drive); a permission problem says what privilege raw devices need."""
+    if isinstance(exc, FileNotFoundError):
+        return SourceNotFoundError(f"{path}: no such device")
+    if isinstance(exc, PermissionError):
+        return BadInputError(f"{path}: cannot open device: {exc.strerror or exc} (raw devices need root, "
+                             "or an elevated prompt on Windows)")
+    return BadInputError(f"{path}: cannot open device: {exc.strerror or exc}")
 
 
 def _open_container(item, name: str) -> Source:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -32,11 +33,14 @@ def test_wheel_without_extension_installs_and_works(env, tmp_path, corpus_dir):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
-    run_env = {**os.environ, "PYTHONPATH": str(target)}
-    probe = subprocess.run([sys.executable, "-c", "from bitlocker_tools._core import load, backend_name;"
-                            "print(backend_name(load()))"], capture_output=True, text=True, env=run_env,
-                           cwd=tmp_path, check=True)
-    assert probe.stdout.strip() == "pure-python"
-    res = subprocess.run([sys.executable, "-m", "bitlocker_tools", "verify", str(corpus_dir / "recovery_password.bin"),
+    # -S: no .pth files, so an editable install of the checkout (whose finder would serve the
+    # in-place extension as bitlocker_tools._core._native) stays out; the dependencies come from
+    # site-packages, named after the wheel just installed
+    run_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), *site.getsitepackages()])}
+    probe = subprocess.run([sys.executable, "-S", "-c", "import bitlocker_tools, bitlocker_tools._core as c;"
+                            "print(bitlocker_tools.__file__); print(c.backend_name(c.load()))"],
+                           capture_output=True, text=True, env=run_env, cwd=tmp_path, check=True)
+    assert probe.stdout.split() == [str(target / "bitlocker_tools" / "__init__.py"), "pure-python"]
+    res = subprocess.run([sys.executable, "-S", "-m", "bitlocker_tools", "verify", str(corpus_dir / "recovery_password.bin"),
                           "-r", RP], capture_output=True, text=True, env=run_env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr

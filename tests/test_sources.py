@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 
+from bitlocker_tools.devices import AlignedReader, DeviceGeometry, PosixBackend
 from bitlocker_tools.scan import scan, select
-from bitlocker_tools.sources import AlignedReader, _open_device
+from bitlocker_tools.sources import _open_device
 
 
 def test_aligned_reader_serves_unaligned_reads(tmp_path):
     data = os.urandom(3 * 4096 + 100)
     path = tmp_path / "dev.bin"
     path.write_bytes(data)
-    fd = os.open(path, os.O_RDONLY)
-    reader = AlignedReader(fd, len(data))
+    backend = PosixBackend()
+    reader = AlignedReader(backend, backend.open(str(path)), DeviceGeometry(len(data)))
     try:
         for offset, length in [(0, 10), (5, 4096), (4090, 20), (8191, 4200), (len(data) - 7, 50)]:
             reader.seek(offset)

@@ -161,19 +161,36 @@ def _main(
 @app.command()
 @handle_errors
 def scan(
-    sources: List[str] = typer.Argument(..., metavar="SOURCE...", help="Images, devices (\\\\.\\PhysicalDrive0, /dev/sdb) or volume files."),
+    sources: Optional[List[str]] = typer.Argument(None, metavar="[SOURCE]...", help="Images, devices (\\\\.\\PhysicalDrive0, /dev/sdb) or volume files."),
+    all_drives: bool = typer.Option(False, "--all-drives", help="Also every physical drive of this machine "
+                                    "(Windows/WinPE: \\\\.\\PhysicalDriveN; Linux: the disks in /sys/block). "
+                                    "One that cannot be opened is reported and skipped."),
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """List every partition and each BitLocker volume's metadata and key protectors."""
-    from ..errors import BitLockerError
+    from ..errors import BitLockerError, NotFoundError, UsageError
     from ..report import failure_document, scan_document, source_record, unreadable_source
     from ..scan import scan as do_scan
     from ..sources import open_source
     from . import render
 
+    targets: list = list(sources or [])
+    if all_drives:
+        from ..drives import list_drives
+
+        targets += list_drives()
+        if not targets:
+            raise NotFoundError("--all-drives: no drive with a medium found")
+    if not targets:
+        raise UsageError("give a SOURCE, or --all-drives")
+    sources = [getattr(t, "path", t) for t in targets]
     reports, errors, warnings = [], [], []
-    for path in sources:
+    unreadable = [t.error for t in targets if getattr(t, "error", None)]
+    for target, path in zip(targets, sources):
+        if getattr(target, "error", None):  # a drive that cannot be opened: reported, not fatal
+            reports.append(unreadable_source(path, target.error))
+            continue
         try:
             with open_source(path) as src:
                 found = do_scan(src, strict)
@@ -189,6 +206,9 @@ def scan(
         code, message = 3, problems[0]
     elif not any(v["bitlocker"] for r in reports for v in r["volumes"]):
         code, message = 1, f"no BitLocker volume found in {', '.join(sources)}"
+        if unreadable:  # it may be on a drive that could not be read
+            code, message, unreadable = 3, unreadable[0], unreadable[1:]
+    warnings += unreadable
     doc = scan_document(reports, failure_document("scan", message, code) if message else None)
     if as_json:
         _emit_json(doc)
@@ -497,7 +517,7 @@ def _csv(rows) -> str:
 
 
 # The commands kept in modules of their own register themselves on `app` when imported.
-from . import hash_command, recover_command  # noqa: E402,F401
+from . import files_command, hash_command, mount_command, recover_command  # noqa: E402,F401
 
 
 def _plaintext_to_stdout(argv: list[str]) -> bool:

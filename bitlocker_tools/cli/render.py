@@ -352,3 +352,43 @@ def recover(data: dict[str, Any]) -> None:
                   f"; {cost}")
     else:
         con.print(f"[yellow]not found[/yellow]: no candidate opens a protector; {cost}")
+
+
+# --- ls, extract ----------------------------------------------------------------------------------
+
+
+def ls(data: dict[str, Any]) -> None:
+    """The listing as a table: one row per entry; names are shown as stored (never as markup)."""
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    con = _out()
+    ntfs = data["filesystem"] == "NTFS"
+    title = f"{escape(data['path'])} ({data['filesystem']}{', recursive' if data['recursive'] else ''})"
+    table = Table(title=title, title_justify="left", box=None, pad_edge=False)
+    table.add_column("type")
+    table.add_column("size", justify="right")
+    for name in ("modified", "created", "accessed"):
+        table.add_column(name)
+    if ntfs:
+        table.add_column("MFT record", justify="right")
+    table.add_column("path" if data["recursive"] else "name")
+    for e in data["entries"]:
+        row = ["dir" if e["type"] == "directory" else "file", "-" if e["size"] is None else str(e["size"]),
+               e["modified"] or "-", e["created"] or "-", e["accessed"] or "-"]
+        if ntfs:
+            row.append(str(e["mft_record"]))
+        table.add_row(*row, Text(e["path"] if data["recursive"] else e["name"]))
+    con.print(table)
+    files = sum(e["type"] == "file" for e in data["entries"])
+    dirs = len(data["entries"]) - files
+    con.print(f"{files} file{'' if files == 1 else 's'}, {dirs} director{'y' if dirs == 1 else 'ies'}")
+
+
+def extract(data: dict[str, Any]) -> None:
+    from rich.markup import escape
+
+    con = _err() if data["output"] == "-" else _out()  # stdout may carry the file
+    con.print(f"wrote {data['size']} bytes of {escape(data['path'])} to {escape(data['output'])}")
+    con.print(f"SHA-256 {data['sha256']}")
