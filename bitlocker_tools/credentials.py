@@ -20,6 +20,7 @@ from .errors import BadInputError, CredentialFormatError
 from .keyfiles import StartupKey, is_fvek_file, parse_bek, parse_fvek_file
 from .recovery_password import RecoveryPassword
 from .recovery_password import parse as parse_recovery_password
+from .secret import masked_repr
 
 ENV_RECOVERY_PASSWORD = "BITLOCKER_RECOVERY_PASSWORD"
 ENV_PASSWORD = "BITLOCKER_PASSWORD"
@@ -27,6 +28,7 @@ ENV_PASSWORD = "BITLOCKER_PASSWORD"
 _RECOVERY_IN_TEXT = re.compile(r"(?<!\d)\d{6}(?:[- ]\d{6}){7}(?!\d)|(?<!\d)\d{48}(?!\d)")
 
 
+@masked_repr("recovery_passwords", "passwords", "startup_keys", "vmk", "fvek")
 @dataclass
 class Credentials:
     recovery_passwords: list[RecoveryPassword] = field(default_factory=list)
@@ -44,7 +46,7 @@ class Credentials:
 def decode_text(raw: bytes) -> str:
     """Text from a file that PowerShell or Notepad may have written as UTF-16."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
+        return raw.decode("utf-16", "replace")  # an odd length or a lone surrogate is damage, not a crash
     if raw.startswith(b"\xef\xbb\xbf"):
         return raw[3:].decode("utf-8", "replace")
     if len(raw) > 1 and raw[1:2] == b"\0":
@@ -64,7 +66,8 @@ def read_secret(value: str, what: str) -> bytes:
             return path.read_bytes()
         except OSError as exc:
             raise BadInputError(f"{what} file {path}: {exc.strerror}") from None
-    return value.encode()
+    # argv that is not UTF-8 arrives with its bytes as lone surrogates: give the bytes back
+    return value.encode("utf-8", "surrogateescape")
 
 
 def recovery_passwords_from(value: str) -> list[RecoveryPassword]:

@@ -37,6 +37,7 @@ from typing import BinaryIO, Callable
 from .errors import BadInputError, UsageError
 from .filesystems import identify_filesystem
 from .stream import DecryptedStream
+from .unreadable import UnreadableRange, from_dict, merge
 
 CHUNK = 4 << 20
 #: The digests ``--hash`` offers, by their hashlib names.
@@ -62,6 +63,15 @@ class DecryptResult:
     resumed_from: int
     hashes: dict[str, str] = field(default_factory=dict)  # every digest asked for
     sparse_bytes: int = 0  # bytes left as holes (--sparse)
+    #: ranges of the evidence that could not be read: their plaintext is written as zeros
+    unreadable: list[UnreadableRange] = field(default_factory=list)
+    #: the sidecar listing them beside the output (``OUT.badranges.json``; None: none written)
+    badranges_file: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every sector of the evidence the plaintext comes from was read."""
+        return not self.unreadable
 
 
 def _identity(stream: DecryptedStream) -> dict:
@@ -88,8 +98,13 @@ class _Pipeline:
     """
 
     def __init__(self, stream: DecryptedStream, out: BinaryIO | None, fd: int | None, digests: list,
-                 sparse: bool, name: str, workers: int | None = None):
+                 sparse: bool, name: str, workers: int | None = None,
+                 on_unreadable: Callable[[list[UnreadableRange]], None] | None = None):
         self.stream = stream
+        #: told of each chunk's unreadable ranges, in order, before that chunk is written (so a
+        #: record of them is never behind the output it describes)
+        self.on_unreadable = on_unreadable
+        self.unreadable: list[UnreadableRange] = []
         self.out, self.fd = out, fd
         self.digests = digests
         self.sparse = sparse
@@ -206,17 +221,22 @@ class _Pipeline:
                     if pos is None:
                         return False
                     buf = self.pool.get()
-                    pending.append((buf, decrypting.submit(self.stream.read_into, pos, buf)))
+                    bad: list[UnreadableRange] = []
+                    pending.append((buf, bad, decrypting.submit(self.stream.read_into, pos, buf, bad)))
                     return True
 
                 for _ in range(self.workers * 2):
                     if not submit():
                         break
                 while pending:
-                    buf, job = pending.popleft()
+                    buf, bad, job = pending.popleft()
                     n = job.result()
                     if self.error is not None:
                         raise self.error
+                    if bad:
+                        self.unreadable += bad
+                        if self.on_unreadable is not None:
+                            self.on_unreadable(bad)
                     item = [buf, n, len(queues)]
                     for q in queues:
                         q.put(item)
@@ -301,25 +321,36 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
         fd = _stdout_fd(stdout)
         if fd is not None:
             _enlarge_pipe(fd)
-        written = _Pipeline(stream, None if fd is not None else stdout, fd, digests, False, "stdout").run(0, progress)
+        pipeline = _Pipeline(stream, None if fd is not None else stdout, fd, digests, False, "stdout")
+        written = pipeline.run(0, progress)
         stdout.flush()
-        return _result("-", written, digests, names, stream, 0, 0)
+        return _result("-", written, digests, names, stream, 0, 0, merge(pipeline.unreadable))
 
     final = Path(output)
     part = final.with_name(final.name + ".part")
     sidecar = final.with_name(final.name + ".part.json")
+    badranges = final.with_name(final.name + BADRANGES_SUFFIX)
     identity = _identity(stream)
     start = 0
-    if final.exists():  # never overwrite, --resume or not: it continues OUT.part only
-        raise UsageError(f"{final}: exists; remove it or choose another output")
+    if resume and final.exists() and sidecar.exists() and not part.exists():
+        done = _finished_earlier(stream, final, sidecar, identity, digests, names, progress)
+        if done is not None:
+            return done
+    for existing in (final, badranges):  # never overwrite, --resume or not: it continues OUT.part only
+        if existing.exists():
+            raise UsageError(f"{existing}: exists; remove it or choose another output")
+    kept: list[UnreadableRange] = []  # what a resumed run's predecessor could not read
     if resume and part.exists():
         try:
             saved = json.loads(sidecar.read_text())
-        except (OSError, ValueError):
+            recorded = [from_dict(r) for r in saved.pop(_UNREADABLE_KEY, [])]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             raise BadInputError(f"{part}: cannot resume, {sidecar.name} is missing or unreadable") from None
         if saved != identity:
             raise BadInputError(f"{part}: cannot resume, it was started for a different volume or key")
         start = part.stat().st_size // CHUNK * CHUNK  # the last chunk may be torn: redo it
+        # the ranges of the chunks kept; those of the chunks redone are found again
+        kept = [r for r in recorded if r.output_offset is not None and r.output_offset + r.length <= start]
         with part.open("rb") as fh:
             remaining = start
             while remaining:
@@ -329,18 +360,77 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
                 remaining -= len(block)
         if progress and start:
             progress(start)
-    sidecar.write_text(json.dumps(identity))
+    found = list(kept)
+
+    def record(bad: list[UnreadableRange]) -> None:
+        found.extend(bad)
+        _write_state(sidecar, identity, found)
+
+    _write_state(sidecar, identity, found)
     mode = "r+b" if start else "wb"
     with part.open(mode, buffering=0) as out:
         out.seek(start)
         out.truncate()
-        pipeline = _Pipeline(stream, out, None, digests, sparse, str(part))
+        pipeline = _Pipeline(stream, out, None, digests, sparse, str(part), on_unreadable=record)
         written = pipeline.run(start, progress)
         out.truncate(written)  # a volume that ends in a hole still has its full size
         os.fsync(out.fileno())
+    unreadable = merge(found)
+    result = _result(str(final), written, digests, names, stream, start, pipeline.holes, unreadable)
+    if unreadable:  # beside the output before the output has its name, so never one without the other
+        from .outputs import write_new_file
+        from .report import badranges_document
+
+        doc = badranges_document(stream, str(final), unreadable, result.hashes)
+        result.badranges_file = str(write_new_file(badranges, (json.dumps(doc, indent=2) + "\n").encode(),
+                                                   secret=False))
     part.replace(final)
     sidecar.unlink(missing_ok=True)
-    return _result(str(final), written, digests, names, stream, start, pipeline.holes)
+    return result
+
+
+#: The sidecar beside an output that could not be read in full: ``OUT.badranges.json``.
+BADRANGES_SUFFIX = ".badranges.json"
+#: Where a ``.part.json`` keeps the ranges found so far, for ``--resume``.
+_UNREADABLE_KEY = "unreadable_ranges"
+
+
+def _finished_earlier(stream: DecryptedStream, final: Path, sidecar: Path, identity: dict, digests: list,
+                      names: list[str], progress: Callable[[int], None] | None) -> DecryptResult | None:
+    """A run killed between renaming its finished output and removing ``OUT.part.json`` leaves
+    both. ``--resume`` then reads the output back for its digests (as it reads a ``.part`` it
+    continues) and removes the job file, instead of refusing an output that is complete; None
+    when the job file is not this job's or the output is not the volume's full size."""
+    try:
+        saved = json.loads(sidecar.read_text())
+        recorded = [from_dict(r) for r in saved.pop(_UNREADABLE_KEY, [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if saved != identity or final.stat().st_size != stream.size:
+        return None
+    with final.open("rb") as fh:
+        while block := fh.read(CHUNK):
+            for d in digests:
+                d.update(block)
+    if progress:
+        progress(stream.size)
+    sidecar.unlink()
+    unreadable = merge(recorded)
+    result = _result(str(final), stream.size, digests, names, stream, stream.size, 0, unreadable)
+    badranges = final.with_name(final.name + BADRANGES_SUFFIX)
+    result.badranges_file = str(badranges) if unreadable and badranges.exists() else None
+    return result
+
+
+def _write_state(sidecar: Path, identity: dict, unreadable: list[UnreadableRange]) -> None:
+    """The resume record (what is being decrypted, and what could not be read so far), replaced
+    atomically: a run killed part way leaves the old record or the new, never half of one."""
+    state = dict(identity)
+    if unreadable:
+        state[_UNREADABLE_KEY] = [r.as_dict() for r in unreadable]
+    tmp = sidecar.with_name(sidecar.name + ".tmp")
+    tmp.write_text(json.dumps(state))
+    tmp.replace(sidecar)
 
 
 def _stdout_fd(stdout: BinaryIO) -> int | None:
@@ -353,7 +443,10 @@ def _stdout_fd(stdout: BinaryIO) -> int | None:
 
 
 def _result(output: str, written: int, digests: list, names: list[str], stream: DecryptedStream, start: int,
-            holes: int) -> DecryptResult:
+            holes: int, unreadable: list[UnreadableRange] | None = None) -> DecryptResult:
     values = {n: d.hexdigest() for n, d in zip(names, digests)}
-    fs = identify_filesystem(stream.read_at(0, 512))
-    return DecryptResult(output, written, values.get("sha256"), fs, stream.missing_bytes, start, values, holes)
+    first = bytearray(max(512, stream.sector_size))
+    n = stream.read_into(0, first, [])  # as written: an unreadable boot sector reads as zeros
+    fs = identify_filesystem(bytes(first[: min(n, 512)]))
+    return DecryptResult(output, written, values.get("sha256"), fs, stream.missing_bytes, start, values, holes,
+                         list(unreadable or []))

@@ -108,10 +108,21 @@ class PosixBackend:
     """Linux and other Unix: block devices through their ioctls (or lseek), regular files too.
 
     Linux block devices accept unaligned reads, but they are read aligned all the same, so the
-    code that runs in WinPE is the code the tests and Linux users run."""
+    code that runs in WinPE is the code the tests and Linux users run.
+
+    A read that fails (a bad sector) is tried again with ``O_DIRECT`` where there is one: the page
+    cache reads a block device in whole pages (4 KiB or more), so through it one bad sector would
+    fail the good sectors around it, while a direct read asks the device for exactly the sectors
+    wanted. That is what lets the retries of :mod:`.unreadable` narrow down to the sector."""
+
+    def __init__(self) -> None:
+        self._paths: dict[int, str] = {}
+        self._direct: dict[int, int] = {}
 
     def open(self, path: str) -> int:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        handle = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self._paths[handle] = path
+        return handle
 
     def geometry(self, handle: int) -> DeviceGeometry:
         if stat.S_ISBLK(os.fstat(handle).st_mode) and sys.platform.startswith("linux"):
@@ -126,9 +137,35 @@ class PosixBackend:
         return DeviceGeometry(os.lseek(handle, 0, os.SEEK_END))
 
     def read(self, handle: int, offset: int, length: int) -> bytes:
-        return os.pread(handle, length, offset)
+        try:
+            return os.pread(handle, length, offset)
+        except OSError:
+            direct = self._direct_handle(handle)
+            if direct is None:
+                raise
+        import mmap
+
+        with mmap.mmap(-1, max(length, 1)) as buf:  # page-aligned, as O_DIRECT needs
+            n = os.preadv(direct, [memoryview(buf)[:length]], offset)
+            return bytes(buf[:n])
+
+    def _direct_handle(self, handle: int) -> int | None:
+        """A second, ``O_DIRECT`` handle on the same block device (None where there is none)."""
+        if handle not in self._direct:
+            flag, path = getattr(os, "O_DIRECT", 0), self._paths.get(handle)
+            if not flag or path is None or not stat.S_ISBLK(os.fstat(handle).st_mode):
+                return None
+            try:
+                self._direct[handle] = os.open(path, os.O_RDONLY | flag | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                return None
+        return self._direct[handle]
 
     def close(self, handle: int) -> None:
+        direct = self._direct.pop(handle, None)
+        if direct is not None:
+            os.close(direct)
+        self._paths.pop(handle, None)
         os.close(handle)
 
 
@@ -200,23 +237,14 @@ def platform_backend() -> Backend:
     return WindowsBackend() if sys.platform == "win32" else PosixBackend()
 
 
-class AlignedReader(io.RawIOBase):
-    """Read-only raw file object over a device that only accepts aligned reads.
+class PositionedReader(io.RawIOBase):
+    """A seekable, read-only raw file object of ``size`` bytes that keeps its own position (a
+    seek never reaches what is underneath): the base of the device reader here and of the
+    guarded container reader in :mod:`.sources`."""
 
-    Each read is widened to :data:`ALIGN` (or the sector size, when larger) at both ends and
-    trimmed; the last block of the device is read only up to the device's end, which is a whole
-    number of its sectors. Keeps its own position, so a seek never reaches the device.
-    """
-
-    def __init__(self, backend: Backend, handle: int, geometry: DeviceGeometry):
+    def __init__(self, size: int):
         super().__init__()
-        self._backend = backend
-        self._handle = handle
-        self.geometry = geometry
-        self._size = geometry.size
-        self._align = max(ALIGN, geometry.sector_size)
-        ss = geometry.sector_size
-        self._end = -(-self._size // ss) * ss  # where the device's last sector ends
+        self._size = size
         self._pos = 0
 
     def readable(self) -> bool:
@@ -233,6 +261,24 @@ class AlignedReader(io.RawIOBase):
     def tell(self) -> int:
         return self._pos
 
+
+class AlignedReader(PositionedReader):
+    """Read-only raw file object over a device that only accepts aligned reads.
+
+    Each read is widened to :data:`ALIGN` (or the sector size, when larger) at both ends and
+    trimmed; the last block of the device is read only up to the device's end, which is a whole
+    number of its sectors. Keeps its own position, so a seek never reaches the device.
+    """
+
+    def __init__(self, backend: Backend, handle: int, geometry: DeviceGeometry):
+        super().__init__(geometry.size)
+        self._backend = backend
+        self._handle = handle
+        self.geometry = geometry
+        self._align = max(ALIGN, geometry.sector_size)
+        ss = geometry.sector_size
+        self._end = -(-self._size // ss) * ss  # where the device's last sector ends
+
     def readinto(self, buf) -> int:  # type: ignore[override]
         want = min(len(buf), max(0, self._size - self._pos), MAX_READ)
         if want <= 0:
@@ -240,11 +286,41 @@ class AlignedReader(io.RawIOBase):
         a = self._align
         start = self._pos // a * a
         stop = min(-(-(self._pos + want) // a) * a, self._end)
-        data = self._read_exactly(start, stop - start)
+        try:
+            data = self._read_exactly(start, stop - start)
+        except OSError:
+            start, data = self._read_around_error(want)
         chunk = memoryview(data)[self._pos - start : self._pos - start + want]
         buf[: len(chunk)] = chunk
         self._pos += len(chunk)
         return len(chunk)
+
+    def _read_around_error(self, want: int) -> tuple[int, bytes]:
+        """A read failed (a bad sector): answer as a file on a failing disk does, with the sectors
+        that can be read before the first that cannot (a short read), or the error when the
+        first sector itself fails, so that the caller's retries can narrow down to the sector.
+        Found by halving, in whole sectors: a few reads, not one per sector."""
+        ss = self.geometry.sector_size
+        start = self._pos // ss * ss
+        stop = min(-(-(self._pos + want) // ss) * ss, self._end)
+        good, bad = 0, (stop - start) // ss  # sectors from start known readable / first known to fail
+        data = b""
+        error: OSError | None = None
+        try:
+            return start, self._read_exactly(start, stop - start)
+        except OSError as exc:
+            error = exc
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            try:
+                data = self._read_exactly(start, mid * ss)
+                good = mid
+            except OSError as exc:
+                error, bad = exc, mid
+        if good * ss <= self._pos - start:
+            assert error is not None
+            raise error
+        return start, data[: good * ss]
 
     def _read_exactly(self, offset: int, length: int) -> bytes:
         data = self._backend.read(self._handle, offset, length)

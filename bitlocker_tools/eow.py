@@ -36,7 +36,8 @@ class EowBitmap:
 
     @property
     def encrypted_chunks(self) -> int:
-        return sum(self.is_encrypted(i) for i in range(self.bit_count))
+        # counted in C: a damaged record may claim millions of chunks
+        return (int.from_bytes(self.bits, "little") & ((1 << self.bit_count) - 1)).bit_count()
 
 
 @dataclass
@@ -67,8 +68,17 @@ def read_eow(fh: BinaryIO, base: int, offset: int) -> EowInfo:
     return EowInfo(offset, info.size, info.chunk_size, info.conv_log_size, bitmaps)
 
 
+#: The largest bitmap structure read (its size field is a u32): one bit maps a chunk (8 MiB on
+#: every volume seen), so 64 MiB of bits would map 4 PiB; a larger size is damage, and reading it
+#: from a large disk would allocate up to 4 GiB.
+MAX_BITMAP_SIZE = 64 << 20
+
+
 def _read_bitmap(fh: BinaryIO, base: int, offset: int) -> EowBitmap:
     bm = fmt.EowBitmap.parse(read_at(fh, base + offset, fmt.EOW_BITMAP_HEADER_SIZE))
+    if bm.size > MAX_BITMAP_SIZE:
+        raise BadInputError(f"EOW bitmap at volume offset {offset:#x} declares {bm.size} bytes, "
+                            f"more than any volume needs ({MAX_BITMAP_SIZE})")
     raw = read_at(fh, base + offset, bm.size)
     # the header's CRC covers everything before the first record (512 bytes on the corpus volumes)
     if not _crc_ok(raw[: min(bm.record_offsets)], fmt.EOW_BITMAP_CRC_OFFSET, bm.crc32):
@@ -84,5 +94,8 @@ def _read_bitmap(fh: BinaryIO, base: int, offset: int) -> EowBitmap:
     if not valid:
         raise BadInputError(f"EOW bitmap at volume offset {offset:#x}: neither of its records passes its CRC32")
     _, _, rec, bits = max(valid, key=lambda r: r[1])
+    if rec.bitmap_size > 8 * len(bits):  # is_encrypted would index past the bits
+        raise BadInputError(f"EOW bitmap at volume offset {offset:#x}: its record counts {rec.bitmap_size} "
+                            f"chunks but holds {8 * len(bits)} bits")
     return EowBitmap(offset, bm.size, bm.region_offset, bm.region_size, bm.conv_log_offset, bytes(bits),
                      rec.bitmap_size)

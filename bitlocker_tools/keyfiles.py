@@ -16,10 +16,12 @@ from .errors import BadInputError, describe_parse_error
 from .format.constants import EncryptionMethod, ValueType
 from .format.keyfiles import FVEK_FILE_KEY_SIZE, FVEK_FILE_SIZE, BekHeader, FvekFile, FvekFileMethod
 from .metadata import ExternalKeyValue, KeyValue, parse_entries
+from .secret import masked_repr
 
 BEK_HEADER_SIZE = BekHeader.sizeof()
 
 
+@masked_repr("key")
 @dataclass(frozen=True)
 class StartupKey:
     """The 32-byte external key from a .BEK file, and the protector GUID it belongs to."""

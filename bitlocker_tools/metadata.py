@@ -29,10 +29,12 @@ from .format.constants import (
     code_name,
 )
 from .format.types import filetime_to_datetime, iso_utc
+from .secret import masked_repr
 
 # --- typed values --------------------------------------------------------------------------------
 
 
+@masked_repr("key")  # a clear key, or an unwrapped VMK/FVEK
 @dataclass
 class KeyValue:
     method: int
@@ -239,13 +241,18 @@ class Entry:
         return d
 
 
-def _nested(data: bytes, struct, base: int) -> tuple[Any, list[Entry]]:
+#: How deep entries may nest. Windows nests three deep (VMK > stretch key > AES-CCM); 64 KiB of
+#: crafted entries could nest 5,000 deep and exhaust Python's recursion limit instead.
+MAX_NESTING = 16
+
+
+def _nested(data: bytes, struct, base: int, depth: int) -> tuple[Any, list[Entry]]:
     """A value with a fixed part and nested entries after it."""
     fixed = struct.sizeof()
-    return struct.parse(data[:fixed]), parse_entries(data, fixed, len(data), base)
+    return struct.parse(data[:fixed]), parse_entries(data, fixed, len(data), base, depth + 1)
 
 
-def _parse_value(value_type: int, data: bytes, base: int) -> Value:
+def _parse_value(value_type: int, data: bytes, base: int, depth: int = 0) -> Value:
     """Parse the bytes after an entry header; ``base`` locates them in the block for errors.
     A value too short for its type's fixed part is kept raw."""
     if value_type == ValueType.KEY and len(data) >= fmt.KEY_VALUE_FIXED:
@@ -254,10 +261,10 @@ def _parse_value(value_type: int, data: bytes, base: int) -> Value:
     if value_type == ValueType.UNICODE:
         return UnicodeValue(data.decode("utf-16-le", "replace").rstrip("\x00"))
     if value_type == ValueType.STRETCH_KEY and len(data) >= fmt.StretchKeyValue.sizeof():
-        v, children = _nested(data, fmt.StretchKeyValue, base)
+        v, children = _nested(data, fmt.StretchKeyValue, base, depth)
         return StretchKeyValue(v.method, bytes(v.salt), children)
     if value_type == ValueType.USE_KEY and len(data) >= fmt.UseKeyValue.sizeof():
-        v, children = _nested(data, fmt.UseKeyValue, base)
+        v, children = _nested(data, fmt.UseKeyValue, base, depth)
         return UseKeyValue(v.method, children)
     if value_type == ValueType.AES_CCM and len(data) >= fmt.AES_CCM_FIXED:
         v = fmt.AesCcmValue.parse(data)
@@ -265,10 +272,10 @@ def _parse_value(value_type: int, data: bytes, base: int) -> Value:
     if value_type == ValueType.TPM_ENCODED and len(data) >= fmt.TPM_VALUE_FIXED:
         return TpmValue(bytes(fmt.TpmValue.parse(data).blob))
     if value_type == ValueType.VMK and len(data) >= fmt.VmkValue.sizeof():
-        v, children = _nested(data, fmt.VmkValue, base)
+        v, children = _nested(data, fmt.VmkValue, base, depth)
         return VmkValue(v.guid, filetime_to_datetime(v.creation_time), v.protection, children)
     if value_type == ValueType.EXTERNAL_KEY and len(data) >= fmt.ExternalKeyValue.sizeof():
-        v, children = _nested(data, fmt.ExternalKeyValue, base)
+        v, children = _nested(data, fmt.ExternalKeyValue, base, depth)
         return ExternalKeyValue(v.guid, filetime_to_datetime(v.creation_time), children)
     if value_type == ValueType.BACKUP_INFO and len(data) >= fmt.BackupInfoValue.sizeof():
         v = fmt.BackupInfoValue.parse(data)
@@ -280,12 +287,16 @@ def _parse_value(value_type: int, data: bytes, base: int) -> Value:
     return RawValue(bytes(data))
 
 
-def parse_entries(buf: bytes, start: int, end: int, base: int = 0) -> list[Entry]:
-    """Walk entries in ``buf[start:end]``.
+def parse_entries(buf: bytes, start: int, end: int, base: int = 0, depth: int = 0) -> list[Entry]:
+    """Walk entries in ``buf[start:end]`` (``depth``: how deeply they are nested).
 
     Walking stops at a zero-size entry or when fewer than 8 bytes are left (the format pads with
-    zeros); an entry whose declared size runs past ``end`` is corrupt and raises, naming where.
+    zeros); an entry whose declared size runs past ``end``, or that nests more than
+    :data:`MAX_NESTING` deep, is corrupt and raises, naming where.
     """
+    if depth > MAX_NESTING and end - start >= fmt.ENTRY_HEADER_SIZE:
+        raise BadInputError(f"metadata entry at block offset {base + start:#x} is nested more than "
+                            f"{MAX_NESTING} deep")
     entries = []
     pos = start
     while end - pos >= fmt.ENTRY_HEADER_SIZE:
@@ -299,7 +310,7 @@ def parse_entries(buf: bytes, start: int, end: int, base: int = 0) -> list[Entry
             )
         data = buf[pos + fmt.ENTRY_HEADER_SIZE : pos + hdr.size]
         try:
-            value = _parse_value(hdr.value_type, data, base + pos + fmt.ENTRY_HEADER_SIZE)
+            value = _parse_value(hdr.value_type, data, base + pos + fmt.ENTRY_HEADER_SIZE, depth)
         except ConstructError as exc:
             raise BadInputError(f"metadata entry at block offset {base + pos:#x}: {describe_parse_error(exc)}") from None
         entries.append(Entry(base + pos, hdr.size, hdr.entry_type, hdr.value_type, hdr.version, value))
@@ -337,6 +348,7 @@ class Protector:
         return child.value.text if child else None  # type: ignore[union-attr]
 
 
+@masked_repr("covered")  # holds a suspended volume's clear key
 @dataclass
 class MetadataBlock:
     """One parsed copy of the FVE metadata block."""

@@ -24,6 +24,7 @@ from .filesystems import identify_filesystem
 from .format.boot_sector import NtfsBootSector, VistaBootSector
 from .format.constants import EncryptionMethod, KeyMethod, ProtectorType, ValueType
 from .metadata import AesCcmValue, KeyValue, MetadataBlock, Protector, StretchKeyValue, parse_entries
+from .secret import masked_repr
 from .sources import read_at
 from .volume import BitLockerVolume
 
@@ -43,6 +44,7 @@ class Via(str, enum.Enum):
     NONE = "none"  # a fully decrypted volume: no key is needed
 
 
+@masked_repr("sector_key", "vmk", "fvek", "credential")
 @dataclass
 class UnlockResult:
     """The keys of an unlocked volume and how they were obtained."""
@@ -193,7 +195,10 @@ def _known_plaintext(volume: BitLockerVolume) -> list[_Probe]:
         vh = volume.volume_header[0]
         probes.append(("the boot sector to a known filesystem", vh, lambda p: identify_filesystem(p) is not None))
         if 0 < vh < volume.size and not volume.state_run(vh, ss)[0]:
-            raw = read_at(volume.fh, volume.offset + vh, NtfsBootSector.sizeof())
+            try:
+                raw = read_at(volume.fh, volume.offset + vh, NtfsBootSector.sizeof())
+            except OSError:  # a bad sector: no MFT probes from it
+                raw = b""
             if identify_filesystem(raw) == "NTFS":
                 ntfs = NtfsBootSector.parse(raw)
                 mft, mirror = ntfs.mft_cluster, ntfs.mft_mirror_cluster
@@ -222,7 +227,10 @@ def prove_fvek(volume: BitLockerVolume, key: bytes, core: Core | None = None) ->
             continue
         if not volume.state_run(physical, ss)[0]:
             continue
-        raw = read_at(volume.fh, volume.offset + physical, ss)
+        try:
+            raw = read_at(volume.fh, volume.offset + physical, ss)
+        except OSError:  # a bad sector (a failing disk): it proves nothing, like one beyond the evidence
+            continue
         if len(raw) < ss or not any(raw):
             continue
         if check(bytes(core.crypt_sectors(int(volume.method), key, raw, physical, ss, True))):

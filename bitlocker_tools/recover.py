@@ -154,7 +154,8 @@ def calibrate(targets: list[Target], workers: int, core: Core) -> float:
 def run_search(space: SearchSpace, targets: list[Target], shard: tuple[int, int] = (1, 1),
                state_path: Path | None = None, resume: bool = False, workers: int | None = None,
                core: Core | None = None, progress: Callable[..., None] | None = None,
-               budget: Callable[[float, int], None] | None = None, size: int | None = None) -> SearchResult:
+               budget: Callable[[float, int], None] | None = None, size: int | None = None,
+               keep_state: bool = False) -> SearchResult:
     """Try the candidates of ``space`` (this ``shard`` of it) against ``targets`` until one opens.
 
     ``budget(rate, left)`` is called before the first chunk with the rate :func:`calibrate`
@@ -162,7 +163,9 @@ def run_search(space: SearchSpace, targets: list[Target], shard: tuple[int, int]
     a search that would take too long, and then nothing has been tried or written.
     ``progress(n)`` advances a bar; it is first called as ``progress(0, completed=start)``, the
     point a resumed search starts from. ``size`` is the space's size when the caller has counted
-    it (an any-order space is counted by enumerating it).
+    it (an any-order space is counted by enumerating it). With ``keep_state`` the state file is
+    left when the search ends, for the caller to remove once the result is out: a process killed
+    in between then resumes at the last chunk, instead of searching the whole space again.
     """
     core = core or load()
     workers = workers or os.cpu_count() or 1
@@ -196,7 +199,7 @@ def run_search(space: SearchSpace, targets: list[Target], shard: tuple[int, int]
                                                       rounds=target.rounds)):
                 if target.opens(key):
                     tried += count
-                    _finish(state_path)
+                    _finish(None if keep_state else state_path)
                     return SearchResult(keys[i * 16 : i * 16 + 16], target, tried, size, mine, start,
                                         time.perf_counter() - t0)
         tried += count
@@ -205,7 +208,7 @@ def run_search(space: SearchSpace, targets: list[Target], shard: tuple[int, int]
             state.save(state_path)
         if progress:
             progress(count)
-    _finish(state_path)
+    _finish(None if keep_state else state_path)
     return SearchResult(None, None, tried, size, mine, start, time.perf_counter() - t0)
 
 

@@ -12,11 +12,13 @@ import struct
 from dataclasses import dataclass
 
 from .errors import CredentialFormatError
+from .secret import masked_repr
 
 GROUPS = 8
 GROUP_LIMIT = 720896  # 65536 * 11
 
 
+@masked_repr("groups")  # str() is the key (for --show-keys and keychains); repr() never is
 @dataclass(frozen=True)
 class RecoveryPassword:
     groups: tuple[int, ...]

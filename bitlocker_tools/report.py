@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from .protectors import UnlockResult
     from .recover import SearchResult
     from .search import GroupVerdict
+    from .stream import DecryptedStream
+    from .unreadable import UnreadableRange
     from .volume import BitLockerVolume
 
 #: Fields a failing command adds to ``{"error", "exit_code"}``, so that a script reading the
@@ -88,7 +90,8 @@ def volume_record(r: VolumeReport) -> dict[str, Any]:
             "used_space_only": v.eow is not None or v.boot.is_eow,
             "protectors": [protector_record(p) for p in md.protectors],
             "metadata_copies": [
-                {"offset": c.offset, "valid": c.valid, **({"error": c.error} if c.error else {})}
+                {"offset": c.offset, "valid": c.valid, **({"error": c.error} if c.error else {}),
+                 **({"unreadable": True} if c.unreadable else {})}
                 for c in v.copies
             ],
             "integrity": integrity_records(v),
@@ -98,6 +101,8 @@ def volume_record(r: VolumeReport) -> dict[str, Any]:
         d["percent_encrypted"] = round(100.0 * min(md.encrypted_volume_size, v.size) / v.size, 2) if v.size else None
     if v.eow_error:
         d["eow_error"] = v.eow_error
+    if v.unreadable:  # sectors of its structures that could not be read (a failing disk)
+        d["unreadable_ranges"] = unreadable_records(v.unreadable)
     return d
 
 
@@ -211,6 +216,10 @@ def decrypt_document(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult,
             "uncertain_ranges": [{"offset": o, "size": n} for o, n in uncertain or []],
             "hashes": done.hashes,
             "sparse_bytes": done.sparse_bytes,
+            "complete": done.complete,
+            "unreadable_bytes": sum(r.length for r in done.unreadable),
+            "unreadable_ranges": unreadable_records(done.unreadable),
+            "badranges_file": done.badranges_file,
         }
     )
     return d
@@ -491,4 +500,40 @@ def extract_document(source: str, vol: BitLockerVolume, filesystem: str, entry: 
         "size": written,
         "sha256": sha256,
         "entry": file_entry_record(entry),
+    }
+
+
+# --- unreadable evidence (failing disks) -----------------------------------------------------------
+
+#: What the offsets of an unreadable range mean, spelled once for the summary and the sidecar.
+UNREADABLE_OFFSETS = ("offset: volume offset in the source (bytes from the first byte of the BitLocker volume as "
+                      "the evidence stores it); evidence_offset: the same bytes as an offset in the evidence; "
+                      "output_offset: where they lie in the decrypted output, which holds zeros there")
+
+
+def unreadable_records(ranges: list[UnreadableRange]) -> list[dict[str, Any]]:
+    """Each range that could not be read: ``{"offset", "length", "error", "evidence_offset",
+    "output_offset"}`` (see :data:`UNREADABLE_OFFSETS`)."""
+    return [r.as_dict() for r in ranges]
+
+
+def badranges_document(stream: DecryptedStream, output: str, ranges: list[UnreadableRange],
+                       hashes: dict[str, str]) -> dict[str, Any]:
+    """``OUT.badranges.json``: which parts of the output are zeros because the evidence could not
+    be read there, tied to the output by its digests and to the evidence by its volume."""
+    v = stream.volume
+    return {
+        "format": "bitlocker-tools unreadable ranges",
+        "version": 1,
+        "output": output,
+        "source": getattr(v.fh, "name", None) if isinstance(getattr(v.fh, "name", None), str) else v.name,
+        "volume": v.name,
+        "volume_offset": v.offset,
+        "volume_guid": v.metadata.volume_guid,
+        "sector_size": stream.sector_size,
+        "complete": not ranges,
+        "unreadable_bytes": sum(r.length for r in ranges),
+        "offsets": UNREADABLE_OFFSETS,
+        "unreadable_ranges": unreadable_records(ranges),
+        "hashes": hashes,
     }

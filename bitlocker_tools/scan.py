@@ -13,7 +13,7 @@ from .boot_sector import parse_boot_sector
 from .errors import BadInputError, NotFoundError, UsageError
 from .filesystems import identify_filesystem
 from .format.boot_sector import BOOT_SECTOR_SIZE
-from .sources import Partition, Source, read_at
+from .sources import Partition, Source, read_at, read_error
 from .volume import BitLockerVolume
 
 
@@ -54,7 +54,11 @@ def examine(source: Source, partition: Partition, strict: bool = False) -> Volum
         report.error = (f"{name}: truncated image: the partition starts at offset {partition.offset}, "
                         f"beyond the end of the evidence ({source.size} bytes)")
         return report
-    head = read_at(source.fh, partition.offset, BOOT_SECTOR_SIZE)
+    try:
+        head = read_at(source.fh, partition.offset, BOOT_SECTOR_SIZE)
+    except OSError as exc:  # whether it is BitLocker cannot be told: say so, and where
+        report.error = str(read_error(name, "the boot sector", partition.offset, exc))
+        return report
     if parse_boot_sector(head) is None:
         if source.size == 0:
             report.error = f"{name}: empty: 0 bytes"

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .boot_sector import parse_boot_sector
-from .devices import no_media, open_device
+from .devices import PositionedReader, no_media, open_device
 from .errors import BadInputError, SourceNotFoundError
 from .format.boot_sector import BOOT_SECTOR_SIZE, BOOT_SIGNATURE_OFFSET, BootSectorStart
 from .format.constants import BOOT_SIGNATURE, SIGNATURE, TOGO_OEM
+from .unreadable import UnreadableRange, error_text, is_read_error, read_salvaging
 
 _DEVICE_PATH = re.compile(r"^\\\\[.?]\\", re.IGNORECASE)  # \\.\PhysicalDrive0, \\.\C:, \\?\Volume{..}
 
@@ -33,7 +34,26 @@ def read_at(fh: BinaryIO, offset: int, length: int) -> bytes:
 
     Every read of evidence is positional (seek, then read until done), so several volumes and
     threads can share one handle, provided they do not interleave a seek and its read.
+
+    A read that fails with an I/O error is tried once more on the unbuffered file beneath: a
+    buffered reader reads a whole buffer ahead, so a bad sector near the bytes asked for would
+    otherwise fail a read of good ones. If the bytes asked for themselves cannot be read, the
+    error is raised (:func:`read_at_salvaging` reads around it instead).
     """
+    try:
+        return _read_at(fh, offset, length)
+    except OSError as exc:
+        if not is_read_error(exc) or not isinstance(fh, io.BufferedReader) or not length:
+            raise
+        error = exc
+    buf = bytearray(length)
+    got, bad = salvage_into(fh, offset, memoryview(buf), length)
+    if bad:
+        raise error
+    return bytes(buf[:got])
+
+
+def _read_at(fh: BinaryIO, offset: int, length: int) -> bytes:
     fh.seek(offset)
     out = bytearray()
     while len(out) < length:
@@ -42,6 +62,61 @@ def read_at(fh: BinaryIO, offset: int, length: int) -> bytes:
             break
         out += chunk
     return bytes(out)
+
+
+def read_into_at(fh: BinaryIO, offset: int, target: memoryview) -> int:
+    """Fill ``target`` from ``offset``; return how many bytes the evidence holds there (fewer only
+    at its end). Raises OSError where the evidence cannot be read."""
+    fh.seek(offset)
+    readinto = getattr(fh, "readinto", None)
+    got = 0
+    while got < len(target):
+        if readinto is not None:
+            n = readinto(target[got:])
+        else:
+            chunk = fh.read(len(target) - got)
+            n = len(chunk)
+            target[got : got + n] = chunk
+        if not n:
+            break
+        got += n
+    return got
+
+
+def salvage_into(fh: BinaryIO, offset: int, target: memoryview, sector: int,
+                 volume_start: int = 0) -> tuple[int, list[UnreadableRange]]:
+    """Fill ``target`` from ``offset`` reading around the sectors that cannot be read (zeros), by
+    the policy of :func:`.unreadable.read_salvaging`; return (bytes held, unreadable ranges).
+
+    The pieces are read from the unbuffered file under a buffered one: a buffered reader fills
+    its whole buffer (8 KiB to 1 MiB) for a one-sector read, which would fail on any bad sector
+    near a good one. The buffer is dropped afterwards (a seek from the end resynchronises it)."""
+    raw = fh.raw if isinstance(fh, io.BufferedReader) else fh
+    try:
+        return read_salvaging(lambda at, view: read_into_at(raw, at, view), offset, target, sector, volume_start)
+    finally:
+        if raw is not fh:
+            fh.seek(0, io.SEEK_END)
+
+
+def read_at_salvaging(fh: BinaryIO, offset: int, length: int, sector: int,
+                      volume_start: int = 0) -> tuple[bytes, list[UnreadableRange]]:
+    """:func:`read_at` that reads around unreadable sectors (zeros) instead of failing, and says
+    which (volume offsets, from ``volume_start``)."""
+    try:
+        return _read_at(fh, offset, length), []
+    except OSError as exc:
+        if not is_read_error(exc):
+            raise
+    buf = bytearray(length)
+    got, bad = salvage_into(fh, offset, memoryview(buf), sector, volume_start)
+    return bytes(buf[:got]), bad
+
+
+def read_error(name: str, what: str, offset: int, exc: OSError) -> BadInputError:
+    """The one line for a structure that cannot be read at all (the boot sector, the partition
+    table): what, where, and the error."""
+    return BadInputError(f"{name}: cannot read {what} at offset {offset}: {error_text(exc)}")
 
 
 @dataclass
@@ -54,29 +129,6 @@ class Partition:
     type: str | None = None
 
 
-class _Reader(io.RawIOBase):
-    """A seekable, read-only raw file object of ``size`` bytes that keeps its own position."""
-
-    def __init__(self, size: int):
-        super().__init__()
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        base = {0: 0, 1: self._pos, 2: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
-
-
 def _is_device(path: str) -> bool:
     if _DEVICE_PATH.match(path):
         return True
@@ -86,7 +138,7 @@ def _is_device(path: str) -> bool:
         return False
 
 
-class GuardedReader(_Reader):
+class GuardedReader(PositionedReader):
     """A container's file object whose failures name the evidence.
 
     dissect's container readers fail on a truncated or damaged image with whatever their parser
@@ -105,6 +157,12 @@ class GuardedReader(_Reader):
         try:
             self._inner.seek(self._pos)
             data = self._inner.read(size)
+        except OSError as exc:
+            if not is_read_error(exc):
+                raise self._damaged(describe(exc)) from None
+            # the image file itself cannot be read here (a bad sector under it): an I/O error,
+            # which a reader may read around, not a damaged container
+            raise OSError(exc.errno, exc.strerror or str(exc), self._name) from None
         except Exception as exc:  # noqa: BLE001 - dissect raises many kinds
             raise self._damaged(describe(exc)) from None
         remaining = max(0, self._size - self._pos)
@@ -176,19 +234,27 @@ class Source:
         dissect.volume: the partition-table part of dissect.target without the rest of it, which
         costs most of a second to import."""
         whole = [Partition(None, 0, self.size)]
-        if parse_boot_sector(read_at(self.fh, 0, BOOT_SECTOR_SIZE)) is not None:
+        try:
+            head = read_at(self.fh, 0, BOOT_SECTOR_SIZE)
+        except OSError as exc:
+            raise read_error(self.path, "sector 0 (the boot sector or partition table)", 0, exc) from None
+        if parse_boot_sector(head) is not None:
             return whole
         try:
             from dissect.volume.disk import Disk
         except ImportError:  # pragma: no cover - dissect.volume comes with dissect.target
             return whole
         parts: list[Partition] = []
+        unreadable: OSError | None = None
         for sector_size in (512, 4096):  # a 4Kn disk's GPT is at byte 4096
             try:
                 self.fh.seek(0)
                 disk = Disk(self.fh, sector_size=sector_size)
             except BadInputError:
                 raise  # the container itself cannot be read
+            except OSError as exc:  # a bad sector in the table: not "no table"
+                unreadable = unreadable or exc
+                continue
             except Exception:  # noqa: BLE001 - dissect raises many kinds; no table means one volume
                 continue
             parts = [
@@ -200,6 +266,8 @@ class Source:
         # dissect lists MBR extended containers too; keep real partitions with a size. Those
         # that start beyond the end of the evidence stay: they tell of a truncated image.
         parts = [p for p in parts if p.size]
+        if not parts and unreadable is not None and is_read_error(unreadable):
+            raise BadInputError(f"{self.path}: cannot read the partition table: {error_text(unreadable)}")
         self.partitioned = bool(parts)
         return parts or whole
 
@@ -230,7 +298,10 @@ def _is_container(path: Path, fh: BinaryIO, head: bytes, size: int) -> bool:
         return True
     if any(head[o : o + len(m)] == m for o, m in _CONTAINER_MAGIC):
         return True
-    return size >= 1024 and read_at(fh, size - 512, 8) == b"conectix"
+    try:
+        return size >= 1024 and read_at(fh, size - 512, 8) == b"conectix"
+    except OSError:  # the last sector cannot be read: no fixed VHD footer to go by
+        return False
 
 
 def open_source(path: str | os.PathLike | list) -> Source:
@@ -250,7 +321,11 @@ def open_source(path: str | os.PathLike | list) -> Source:
     except OSError as exc:
         raise BadInputError(f"{spath}: cannot open: {exc.strerror}") from None
     size = p.stat().st_size
-    head = read_at(fh, 0, BOOT_SECTOR_SIZE)
+    try:
+        head = read_at(fh, 0, BOOT_SECTOR_SIZE)
+    except OSError as exc:
+        fh.close()
+        raise read_error(spath, "sector 0 (the boot sector or partition table)", 0, exc) from None
     if parse_boot_sector(head) is not None:
         return Source(spath, fh, size, "volume")
     start = BootSectorStart.parse(head) if len(head) >= BootSectorStart.sizeof() else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from ._core import load
@@ -20,6 +20,8 @@ from .errors import BadInputError
 from .format.boot_sector import NtfsBootSector, VistaBootSector
 from .format.constants import NTFS_BOOT_AREA, NTFS_OEM, EncryptionMethod
 from .protectors import UnlockResult
+from .sources import read_into_at, salvage_into
+from .unreadable import UnreadableRange, is_read_error
 from .volume import BitLockerVolume
 
 if TYPE_CHECKING:
@@ -156,27 +158,34 @@ class DecryptedStream(io.RawIOBase):
             self._missing = min(self._missing, self.size)
         return self._missing
 
-    def _read_physical_into(self, physical: int, target: memoryview) -> int:
+    def _read_physical_into(self, physical: int, target: memoryview,
+                            unreadable: list[UnreadableRange] | None = None) -> int:
         """Fill ``target`` with the evidence bytes at volume offset ``physical``; return how many
-        there were (fewer only where the evidence ends; the rest of ``target`` is untouched)."""
+        there were (fewer only where the evidence ends; the rest of ``target`` is untouched).
+
+        A read that fails with an I/O error raises OSError naming the range, unless the caller
+        collects ``unreadable``: then the bytes that cannot be read are zero-filled (see
+        :mod:`.unreadable`, the one policy for that) and their ranges appended to it."""
         avail = max(0, min(len(target), self.volume.size - physical))
-        got = 0
+        if not avail:
+            return 0
+        start = self.volume.offset
         with self._io_lock:
-            if avail:
-                fh = self.volume.fh
-                fh.seek(self.volume.offset + physical)
-                readinto = getattr(fh, "readinto", None)
-                while got < avail:
-                    if readinto is not None:
-                        n = readinto(target[got:avail])
-                    else:
-                        chunk = fh.read(avail - got)
-                        n = len(chunk)
-                        target[got : got + n] = chunk
-                    if not n:
-                        break
-                    got += n
-        return got
+            try:
+                return self._read_evidence(start + physical, target[:avail])
+            except OSError as exc:
+                if not is_read_error(exc):
+                    raise
+                if unreadable is None:
+                    raise OSError(exc.errno, f"{exc.strerror or exc} (reading {avail} bytes at volume offset "
+                                  f"{physical} of {self.volume.name})") from None
+                got, bad = salvage_into(self.volume.fh, start + physical, target[:avail], self.sector_size, start)
+                unreadable.extend(bad)
+                return got
+
+    def _read_evidence(self, offset: int, target: memoryview) -> int:
+        """One positional read of the evidence into ``target``: how many bytes it holds there."""
+        return read_into_at(self.volume.fh, offset, target)
 
     def read_at(self, offset: int, length: int) -> bytearray:
         """Plaintext of ``[offset, offset+length)``, clipped to the volume size."""
@@ -192,12 +201,15 @@ class DecryptedStream(io.RawIOBase):
             return buf
         return buf[offset - start : offset - start + length]
 
-    def read_into(self, offset: int, buf: bytearray | memoryview) -> int:
+    def read_into(self, offset: int, buf: bytearray | memoryview,
+                  unreadable: list[UnreadableRange] | None = None) -> int:
         """Decrypt the plaintext at sector-aligned ``offset`` into ``buf``; return how many bytes
         are valid (``len(buf)``, less at the end of the volume).
 
         For callers that reuse their buffers (``decrypt`` does): no allocation and no page faults
-        per chunk. ``buf`` must hold the request rounded up to whole sectors.
+        per chunk. ``buf`` must hold the request rounded up to whole sectors. ``unreadable``: see
+        :meth:`_read_physical_into`; the plaintext of unreadable sectors is zeros, not the
+        decryption of zeros, and each range records where it lands in the output.
         """
         ss = self.sector_size
         if offset % ss:
@@ -207,10 +219,11 @@ class DecryptedStream(io.RawIOBase):
         if stop - offset > len(buf):
             raise ValueError("buf must hold whole sectors")
         if length:
-            self._fill(offset, memoryview(buf)[: stop - offset], fresh=False)
+            self._fill(offset, memoryview(buf)[: stop - offset], fresh=False, unreadable=unreadable)
         return length
 
-    def _fill(self, start: int, view: memoryview, fresh: bool) -> None:
+    def _fill(self, start: int, view: memoryview, fresh: bool,
+              unreadable: list[UnreadableRange] | None = None) -> None:
         """Plaintext of the sector-aligned ``[start, start+len(view))`` into ``view``.
 
         The evidence is read straight into the buffer and each encrypted run is decrypted in
@@ -225,12 +238,18 @@ class DecryptedStream(io.RawIOBase):
                 if not fresh:
                     target[:] = bytes(seg.length)
                 continue
-            got = self._read_physical_into(seg.physical, target)
+            bad: list[UnreadableRange] | None = [] if unreadable is not None else None
+            got = self._read_physical_into(seg.physical, target, bad)
             encrypted = seg.kind == ENCRYPTED and method != EncryptionMethod.NONE
             if encrypted:
                 self.core.crypt_sectors_into(method, self.unlocked.sector_key, target, seg.physical, ss, True, target)
-            elif seg.kind == VISTA_BOOT:
+            elif seg.kind == VISTA_BOOT and not bad:
                 target[:] = self._vista_boot_sector(bytes(target))
+            for r in bad or ():
+                at = r.offset - seg.physical  # zeros, not the decryption of the zeros read
+                target[at : at + r.length] = bytes(r.length)
+                assert unreadable is not None
+                unreadable.append(replace(r, output_offset=seg.offset + at))
             if got < seg.length:
                 # beyond the evidence: zeros, not the decryption of whatever the buffer held (a
                 # sector cut in the middle cannot be decrypted at all)

@@ -23,11 +23,16 @@ from .format.constants import (
     EncryptionMethod,
     VolumeState,
 )
+from .format.metadata import VALIDATION_HEADER_SIZE
 from .metadata import MetadataBlock, parse_block
-from .sources import read_at
+from .sources import read_at, read_at_salvaging, read_error
+from .unreadable import UnreadableRange, error_text, is_read_error
 
 DEFAULT_SECTOR_SIZE = 512
 BEYOND_EVIDENCE = "beyond the end of the evidence"
+#: After a block's validation structure, the bytes :func:`.metadata.parse_block` looks in for the
+#: validation entry: an unreadable sector there makes the copy unreadable, one further on does not.
+_VALIDATION_ENTRY_WINDOW = 0x200
 
 
 @dataclass
@@ -39,6 +44,8 @@ class MetadataCopy:
     valid: bool
     error: str | None = None
     block: MetadataBlock | None = None
+    #: sectors of the copy could not be read (an I/O error): ``error`` says which
+    unreadable: bool = False
 
     @property
     def crc_ok(self) -> bool | None:
@@ -66,13 +73,18 @@ class BitLockerVolume:
             fh.seek(0, 2)
             size = fh.tell() - offset
         self.size = size
-        sector0 = read_at(fh, offset, BOOT_SECTOR_SIZE)
+        try:
+            sector0 = read_at(fh, offset, BOOT_SECTOR_SIZE)
+        except OSError as exc:
+            raise read_error(name, "the boot sector", offset, exc) from None
         if len(sector0) < BOOT_SECTOR_SIZE:
             raise BadInputError(f"{name}: truncated: fewer than 512 bytes at offset {offset}")
         boot = parse_boot_sector(sector0)
         if boot is None:
             raise BadInputError(f"{name}: no BitLocker boot sector at offset {offset}")
         self.boot: BootSector = boot
+        #: the sectors of this volume's structures that could not be read (volume offsets)
+        self.unreadable: list[UnreadableRange] = []
         self.copies = self._read_copies()
         #: what is wrong but did not stop the volume from opening (one line each)
         self.warnings: list[str] = []
@@ -91,6 +103,8 @@ class BitLockerVolume:
             self.warnings.append(f"{name}: every metadata copy fails its integrity check ({detail}); "
                                  f"using the copy at {parsed[0].offset:#x}, which parses (--strict refuses)")
         self.metadata: MetadataBlock = valid[0].block  # type: ignore[assignment]
+        self.warnings += [f"{name}: metadata copy at {c.offset:#x} skipped: {c.error}; using the copy at "
+                          f"{valid[0].offset:#x}" for c in self.copies if c.unreadable]
         differ = [c for c in valid[1:] if c.block is not None and c.block.covered != self.metadata.covered]
         if differ:
             where = ", ".join(f"{c.offset:#x}" for c in differ)
@@ -135,16 +149,26 @@ class BitLockerVolume:
         if offset <= 0 or offset >= self.size:
             return MetadataCopy(offset, False, BEYOND_EVIDENCE)
         length = min(METADATA_BLOCK_AREA, self.size - offset)  # no block is larger
-        buf = read_at(self.fh, self.offset + offset, length)
+        buf, bad = read_at_salvaging(self.fh, self.offset + offset, length, self.sector_size, self.offset)
         try:
             block = parse_block(buf, offset)
-        except BadInputError as exc:
-            return MetadataCopy(offset, False, str(exc))
-        except ConstructError as exc:
-            return MetadataCopy(offset, False, describe_parse_error(exc))
+        except (BadInputError, ConstructError) as exc:
+            if bad:  # what failed to parse is the zeros of sectors that could not be read
+                return self._unreadable_copy(offset, bad)
+            return MetadataCopy(offset, False, str(exc) if isinstance(exc, BadInputError) else describe_parse_error(exc))
+        if bad:
+            used = offset + len(block.covered) + VALIDATION_HEADER_SIZE + _VALIDATION_ENTRY_WINDOW
+            if any(r.offset < used for r in bad):
+                return self._unreadable_copy(offset, bad)
+            self.unreadable += bad  # in the block's area, after what the block uses: harmless
         if block.crc_valid is False:
             return MetadataCopy(offset, False, "CRC32 mismatch", block)
         return MetadataCopy(offset, True, None, block)
+
+    def _unreadable_copy(self, offset: int, bad: list[UnreadableRange]) -> MetadataCopy:
+        self.unreadable += bad
+        where = ", ".join(f"{r.length} bytes at volume offset {r.offset:#x}" for r in bad)
+        return MetadataCopy(offset, False, f"unreadable: {bad[0].error} ({where})", unreadable=True)
 
     def _read_copies(self) -> list[MetadataCopy]:
         offsets = list(self.boot.metadata_offsets)
@@ -163,6 +187,12 @@ class BitLockerVolume:
         for off in self.boot.eow_offsets:
             try:
                 self.eow_copies.append(read_eow(self.fh, self.offset, off))
+            except OSError as exc:
+                if not is_read_error(exc):
+                    raise
+                errors.append(f"{off:#x}: unreadable: {error_text(exc)}")
+                self.warnings.append(f"{self.name}: encrypt-on-write information at {off:#x} skipped: unreadable: "
+                                     f"{error_text(exc)}")
             except BadInputError as exc:
                 errors.append(f"{off:#x}: {exc}")
             except ConstructError as exc:

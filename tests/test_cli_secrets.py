@@ -343,3 +343,350 @@ def test_recover_prints_no_secret(mode, cases, run_cli):
     proc = run_cli("recover", case["image"], "--pattern", pattern, *mode)
     assert proc.returncode == 0, proc.stderr
     _assert_no_leak(proc, case, f"recover {' '.join(mode)}")
+
+
+# --- #20: every credential route (-, @FILE, environment) on every command that unlocks ----------
+#
+# Each run goes through DRIVER: the CLI in a Python whose audit hook records every process it
+# spawns (subprocess, exec, posix_spawn, system, fork) with its argv, and which writes, at exit,
+# that list and its own /proc/self/cmdline and /proc/self/environ. The secret must appear in none
+# of them, nor on stdout, stderr, in the JSON, or in any file the run leaves in its working
+# directory or TMPDIR (other than the plaintext it was asked to write). The volume is the forged
+# NTFS fixture (fixtures/xts128_recovery_password: a recovery password and a password), so that
+# ls and extract have a filesystem to read.
+
+import gzip  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+from conftest import ROOT  # noqa: E402
+
+DRIVER = r"""
+import atexit, json, os, sys
+log, args = sys.argv[1], sys.argv[2:]
+events = []
+SPAWNS = ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.system", "os.fork", "os.forkpty")
+
+def hook(event, detail):
+    if event in SPAWNS:
+        events.append([event, repr(detail)])
+
+sys.addaudithook(hook)
+me = os.getpid()
+
+def dump():
+    if os.getpid() != me:
+        return
+    out = {"events": events}
+    for name in ("cmdline", "environ"):
+        with open(f"/proc/self/{name}", "rb") as fh:
+            out[name] = fh.read().decode("utf-8", "replace")
+    with open(log, "w") as fh:
+        json.dump(out, fh)
+
+atexit.register(dump)
+if os.environ.get("SPAWN_CONTROL"):  # the seam's positive control
+    import subprocess
+    subprocess.run(["true", os.environ["SPAWN_CONTROL"]])
+if os.environ.get("FORCE_INTERNAL_ERROR"):  # an internal error whose message holds the reprs in reach
+    import bitlocker_tools.protectors as protectors
+    real = protectors.unlock
+
+    def unlock(vol, creds, **kw):
+        result = real(vol, creds, **kw)
+        raise RuntimeError(f"forced internal error: {creds!r} {result!r} {result.protector!r} {vol.metadata!r}")
+
+    protectors.unlock = unlock
+sys.argv = ["bitlocker-tools", *args]
+from bitlocker_tools.cli import main
+main()
+"""
+
+
+def run_driven(args, cwd: Path, input=None, env=None, log_name="driver.json", timeout=300):
+    """Run the CLI under DRIVER in ``cwd`` (TMPDIR ``cwd/tmp``); returns (proc, the driver's log)."""
+    log = cwd.parent / f"{cwd.name}-{log_name}"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("BITLOCKER_")}
+    full_env.update({"TMPDIR": str(cwd / "tmp"), "PYTHONPATH": str(ROOT), **(env or {})})
+    (cwd / "tmp").mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, "-c", DRIVER, str(log), *map(str, args)], input=input,
+                          capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
+    return proc, json.loads(log.read_text()) if log.exists() else None
+
+
+def _utf16(s: str) -> bytes:
+    return s.encode("utf-16-le")
+
+
+def file_leaks(data: bytes, case: dict) -> list[str]:
+    """leaks() over a file's bytes, read as Latin-1 and as UTF-16LE (how Windows writes keys)."""
+    found = set(leaks(data.decode("latin-1"), case["hex"], case["text"]))
+    if len(data) > 1:
+        found |= set(leaks(data[len(data) % 2:].decode("utf-16-le", "replace"), case["hex"], case["text"]))
+        found |= set(leaks(data[1 - len(data) % 2:][:len(data) - 1].decode("utf-16-le", "replace") if len(data) > 2
+                           else "", case["hex"], case["text"]))
+    return sorted(found)
+
+
+def files_under(root: Path, skip: set[Path]) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and p not in skip}
+
+
+@pytest.fixture(scope="module")
+def forged_case(tmp_path_factory, run_cli) -> dict:
+    """The forged NTFS volume, its credentials, its keys, one file in it, and the search needles."""
+    entry = json.loads((ROOT / "fixtures" / "manifest.json").read_text())["fixtures"]["xts128_recovery_password"]
+    image = tmp_path_factory.mktemp("forged") / "volume.bin"
+    image.write_bytes(gzip.decompress((ROOT / "fixtures" / entry["file"]).read_bytes()))
+    rp = next(p["recovery_password"] for p in entry["protectors"] if p["type"] == "recovery_password")
+    pw = next(p["password"] for p in entry["protectors"] if p["type"] == "password")
+    vmk, fvek = _show_keys(run_cli, image, ["-p", pw])
+    assert _show_keys(run_cli, image, ["-r", rp]) == (vmk, fvek)  # both routes open the same keys
+    listing = json.loads(run_cli("ls", image, "-p", pw, "--json").stdout)
+    member = next(e["path"] for e in listing["entries"] if e["type"] == "file" and e["size"])
+    hexes = {**_hex_needles("VMK", vmk), **_hex_needles("FVEK", fvek), "recovery password digits": rp.replace("-", ""),
+             "recovery password UTF-16 hex": _utf16(rp).hex(), "password UTF-16 hex": _utf16(pw).hex(),
+             "password hex": pw.encode().hex()}
+    return {"image": image, "rp": rp, "pw": pw, "vmk": vmk, "fvek": fvek, "member": member, "hex": hexes,
+            "text": {"recovery password": rp, "password": pw}}
+
+
+BOM = b"\xff\xfe"
+NL = b"\n"
+
+ROUTES = {
+    "rp-stdin": lambda c, d: (["-r", "-"], c["rp"] + "\n", {}),
+    "rp-file-utf16": lambda c, d: (["-r", "@" + str(_write(d / "key.TXT", BOM + _utf16("Recovery key: " + c["rp"])))],
+                                   None, {}),
+    "rp-env": lambda c, d: ([], None, {"BITLOCKER_RECOVERY_PASSWORD": c["rp"]}),
+    "pw-stdin": lambda c, d: (["-p", "-"], c["pw"] + "\n", {}),
+    "pw-file": lambda c, d: (["-p", "@" + str(_write(d / "pw.txt", c["pw"].encode() + NL))], None, {}),
+    "pw-env": lambda c, d: ([], None, {"BITLOCKER_PASSWORD": c["pw"]}),
+    "vmk-file": lambda c, d: (["--vmk", "@" + str(_write(d / "vmk.hex", c["vmk"].hex().encode()))], None, {}),
+    "fvek-stdin": lambda c, d: (["--fvek", "-"], c["fvek"].hex(), {}),
+}
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _command(name: str, case: dict, cwd: Path) -> tuple[list, set[Path]]:
+    """The command line (before the credential) and the plaintext outputs it writes."""
+    if name == "decrypt":
+        return ["decrypt", case["image"], "-o", cwd / "plain.img"], {cwd / "plain.img"}
+    if name == "extract":
+        return ["extract", case["image"], case["member"], "-o", cwd / "member.bin"], {cwd / "member.bin"}
+    if name == "keys":
+        return ["keys", case["image"]], set()
+    return [name, case["image"]], set()
+
+
+def _assert_clean(proc, log, case, what, cwd: Path, outputs: set[Path], inputs: set[Path]) -> None:
+    found = leaks(proc.stdout + "\n" + proc.stderr, case["hex"], case["text"])
+    assert not found, f"{what}: {found} on stdout/stderr"
+    assert log is not None, f"{what}: the driver wrote no log: {proc.stderr}"
+    for event, detail in log["events"]:
+        assert not leaks(detail, case["hex"], case["text"]), f"{what}: a child's argv ({event}) holds a secret"
+    assert not leaks(log["cmdline"], case["hex"], case["text"]), f"{what}: /proc/self/cmdline holds a secret"
+    assert not leaks(log["environ"], case["hex"], case["text"]), f"{what}: /proc/self/environ holds a secret"
+    for path, data in files_under(cwd, outputs | inputs).items():
+        assert not file_leaks(data, case), f"{what}: {path.relative_to(cwd)} holds {file_leaks(data, case)}"
+
+
+# human and --json where the output differs most (verify, keys); --json for the rest (CI time)
+COMMAND_MODES = [("verify", []), ("verify", ["--json"]), ("keys", []), ("keys", ["--json"]),
+                 ("decrypt", ["--json"]), ("ls", ["--json"]), ("extract", ["--json"])]
+
+
+@pytest.mark.parametrize(("command", "mode"), COMMAND_MODES, ids=[f"{c}-{'json' if m else 'human'}" for c, m in COMMAND_MODES])
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_every_credential_route_leaves_no_secret(route, command, mode, forged_case, tmp_path):
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    cred, stdin, env = ROUTES[route](forged_case, tmp_path)
+    args, outputs = _command(command, forged_case, cwd)
+    proc, log = run_driven([*args, *cred, *mode], cwd, input=stdin, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not log["events"], f"{command} spawned {log['events']}"  # nothing: no child has an argv at all
+    if mode:
+        json.loads(proc.stdout)
+    _assert_clean(proc, log, forged_case, f"{command} {route} {' '.join(mode)}", cwd, outputs, set())
+    assert all(p.exists() for p in outputs)
+
+
+def test_the_spawn_seam_records_a_child_argv(forged_case, tmp_path):
+    """Positive control: a child started with the secret in its argv is seen, and named."""
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    proc, log = run_driven(["verify", forged_case["image"], "-p", "-"], cwd, input=forged_case["pw"],
+                           env={"SPAWN_CONTROL": forged_case["pw"]})
+    assert proc.returncode == 0, proc.stderr
+    assert any(e == "subprocess.Popen" and forged_case["pw"] in d for e, d in log["events"]), log["events"]
+
+
+@pytest.mark.parametrize("route", ["literal-rp", "literal-pw", "literal-rp=", "literal-pw-joined"])
+def test_a_secret_typed_on_the_command_line_is_hidden_from_ps(route, forged_case, tmp_path):
+    """-r KEY on the command line: sys.argv still parses, but /proc/PID/cmdline (what ps shows
+    every local user) has '*' in its place from the CLI's start on."""
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    rp, pw = forged_case["rp"], forged_case["pw"]
+    cred = {"literal-rp": ["-r", rp], "literal-pw": ["--password", pw], "literal-rp=": [f"--recovery-password={rp}"],
+            "literal-pw-joined": [f"-p{pw}"]}[route]
+    proc, log = run_driven(["verify", forged_case["image"], *cred, "--json"], cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["unlocked"] is True
+    assert "*" * 8 in log["cmdline"]
+    assert not leaks(log["cmdline"], forged_case["hex"], forged_case["text"]), log["cmdline"]
+
+
+def test_secret_spans():
+    from bitlocker_tools.secret import secret_spans
+
+    argv = ["python3", "-m", "bitlocker_tools", "verify", "img", "-r", "KEY", "--password=PW", "-pJOINED",
+            "--vmk", "-", "--fvek", "@f", "-P", "12345?", "-R", "--name", "x", "--", "-r", "AFTER"]
+    assert [argv[i][lo:hi] for i, lo, hi in secret_spans(argv)] == ["KEY", "PW", "JOINED", "12345?"]
+
+
+INTERNAL = [(route, command, debug) for command in ("verify", "keys", "decrypt", "ls", "extract", "mount")
+            for route, debug in (("rp-stdin", True), ("pw-env", False), ("fvek-stdin", True))]
+
+
+@pytest.mark.parametrize(("route", "command", "debug"), INTERNAL,
+                         ids=[f"{c}-{r}-{'debug' if d else 'one-line'}" for r, c, d in INTERNAL])
+def test_an_internal_error_after_the_unlock_shows_no_secret(route, command, debug, forged_case, tmp_path):
+    """A bug that puts everything in reach (the credentials, the unlock result, the protector,
+    the metadata) into an exception message: the one-line error, and with BITLOCKER_TOOLS_DEBUG=1
+    the traceback, name the objects but show no key (their reprs are masked)."""
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    cred, stdin, env = ROUTES[route](forged_case, tmp_path)
+    args, outputs = _command(command, forged_case, cwd)
+    if command == "mount":
+        (cwd / "mnt").mkdir()
+        args = ["mount", forged_case["image"], cwd / "mnt"]
+    env = {**env, "FORCE_INTERNAL_ERROR": "1", **({"BITLOCKER_TOOLS_DEBUG": "1"} if debug else {})}
+    proc, log = run_driven([*args, *cred, "--json"], cwd, input=stdin, env=env)
+    assert proc.returncode != 0
+    assert "forced internal error" in proc.stderr and ("Credentials(" in proc.stderr)
+    assert ("Traceback" in proc.stderr) == debug, proc.stderr
+    _assert_clean(proc, log, forged_case, f"{command} {route} internal error", cwd, outputs, set())
+
+
+def _mounted_pid(doc: dict) -> int:
+    return int(doc["pid"])
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="no /dev/fuse")
+@pytest.mark.parametrize("route", ["rp-stdin", "rp-file-utf16", "pw-env", "fvek-stdin", "literal"])
+def test_mount_and_its_background_server_show_no_secret(route, forged_case, tmp_path):
+    """mount: its JSON and stderr, and the server it leaves running (a fork of the CLI: the same
+    argv memory, the same environment) show no secret in /proc/PID/cmdline or /proc/PID/environ,
+    and it has started no child."""
+    cwd = tmp_path / "work"
+    (cwd / "mnt").mkdir(parents=True)
+    if route == "literal":
+        cred, stdin, env = ["-r", forged_case["rp"]], None, {}
+    else:
+        cred, stdin, env = ROUTES[route](forged_case, tmp_path)
+    proc, log = run_driven(["mount", forged_case["image"], cwd / "mnt", *cred, "--json"], cwd, input=stdin, env=env)
+    try:
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(proc.stdout)
+        pid = _mounted_pid(doc)
+        server = {}
+        for name in ("cmdline", "environ"):
+            with open(f"/proc/{pid}/{name}", "rb") as fh:
+                server[name] = fh.read().decode("utf-8", "replace")
+        children = "".join(Path(f"/proc/{pid}/task/{t}/children").read_text() for t in os.listdir(f"/proc/{pid}/task"))
+        assert "bitlocker_tools" in server["cmdline"]  # it is our server
+        for name, text in server.items():
+            assert not leaks(text, forged_case["hex"], forged_case["text"]), f"server's /proc/{pid}/{name}"
+        assert children.split() == [], "the server started a child"
+        # the server (a fork, not an exec), and ctypes.util.find_library's `ldconfig -p` (mfusepy
+        # looking for libfuse, before any credential is read; its argv and environment are fixed)
+        spawned = [(e, d) for e, d in log["events"] if e != "os.fork"]
+        assert [e for e, _ in log["events"]].count("os.fork") == 1, log["events"]
+        assert all(e == "subprocess.Popen" and "ldconfig" in d and "'LC_ALL': 'C'" in d for e, d in spawned), spawned
+        _assert_clean(proc, log, forged_case, f"mount {route}", cwd, set(), set())
+    finally:
+        subprocess.run(["fusermount3", "-u", str(cwd / "mnt")], capture_output=True)
+
+
+def test_recover_state_file_holds_no_key(forged_case, tmp_path):
+    """recover's state file (written after every batch, kept when the search is killed) holds
+    counts and a digest of the search, never the pattern's digits or a candidate."""
+    rp = forged_case["rp"]
+    groups = rp.split("-")
+    pattern = "-".join(groups[:5] + ["??????"] + groups[6:])  # a space far too big to finish here
+    cwd = tmp_path / "work"
+    (cwd / "tmp").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BITLOCKER_")}
+    proc = subprocess.Popen([sys.executable, "-m", "bitlocker_tools", "recover", forged_case["image"], "--pattern",
+                             pattern, "--max-time", "30d", "--workers", "1"], cwd=cwd, env={**env, "TMPDIR": str(cwd / "tmp"),
+                                                                                             "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(cwd.glob("recover-*.state")) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:  # the pattern, most of the key, hidden from ps
+            title = fh.read().decode()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+    states = list(cwd.glob("recover-*.state"))
+    assert states, "no state file was written"
+    case = {**forged_case, "text": {**forged_case["text"], **{f"group {i + 1}": g for i, g in enumerate(groups)}}}
+    for path, data in files_under(cwd, set()).items():
+        assert not file_leaks(data, case), f"{path.name} holds {file_leaks(data, case)}"
+    assert pattern not in title and groups[0] not in title, title
+
+
+def test_decrypt_resume_sidecar_holds_no_key(forged_case):
+    """The .part.json beside an interrupted decrypt names the key only by a short salted digest."""
+    from bitlocker_tools.credentials import collect
+    from bitlocker_tools.decrypt import _identity
+    from bitlocker_tools.protectors import unlock
+    from bitlocker_tools.scan import select
+    from bitlocker_tools.sources import open_source
+    from bitlocker_tools.stream import DecryptedStream
+
+    with open_source(str(forged_case["image"])) as src:
+        vol = select(src, None, None, False)
+        result = unlock(vol, collect(password=[forged_case["pw"]], use_env=False))
+        text = json.dumps(_identity(DecryptedStream(vol, result)))
+    assert "key_check" in text and not leaks(text, forged_case["hex"], forged_case["text"])
+
+
+def test_reprs_of_the_objects_that_hold_secrets_are_masked(forged_case, corpus_dir):
+    from bitlocker_tools.credentials import collect
+    from bitlocker_tools.keyfiles import parse_bek
+    from bitlocker_tools.keys import volume_keys
+    from bitlocker_tools.protectors import unlock
+    from bitlocker_tools.scan import select
+    from bitlocker_tools.sources import open_source
+
+    bek = corpus_dir / "recovery_key.bek"
+    startup = parse_bek(bek.read_bytes(), str(bek))
+    assert not leaks(repr(startup), _hex_needles("startup key", _bek_key(bek)), {}), repr(startup)
+    with open_source(str(forged_case["image"])) as src:
+        vol = select(src, None, None, False)
+        creds = collect(recovery_password=[forged_case["rp"]], password=[forged_case["pw"]], use_env=False)
+        result = unlock(vol, creds)
+        found = volume_keys(vol, result)
+        for obj in (creds, creds.recovery_passwords[0], result, result.protector, found, vol.metadata):
+            text = repr(obj)
+            assert not leaks(text, forged_case["hex"], forged_case["text"]), text[:300]
+        assert str(creds.recovery_passwords[0]) == forged_case["rp"]  # str() is still the key, for --show-keys
+    with open_source(str(corpus_dir / "suspended.bin")) as src:  # the clear key is in the metadata itself
+        vol = select(src, None, None, False)
+        clear = _hex_needles("clear key", _clear_key(corpus_dir / "suspended.bin"))
+        result = unlock(vol, collect(clear_key=True, use_env=False))
+        for obj in (vol.metadata, result, result.protector, vol):
+            assert not leaks(repr(obj), clear, {}), type(obj).__name__

@@ -59,6 +59,20 @@ def _offset_blocks(first_offset: int, count: int, step: int) -> bytes:
     return arr.tobytes()
 
 
+def _wipe(*arrays: np.ndarray | bytearray) -> None:
+    """Zero key-derived scratch we own (tweaks, IVs, sector keys), at the end of a batch, not per
+    block. What Python cannot reach stays: immutable ``bytes`` (the keys themselves), numpy's
+    temporaries, pycryptodome's AES schedules (docs/reliability.md, "Secrets")."""
+    for a in arrays:
+        if isinstance(a, bytearray):
+            a[:] = bytes(len(a))
+            continue
+        while isinstance(a.base, np.ndarray):  # a view: zero the whole array it shows part of
+            a = a.base
+        if a.flags.writeable:
+            a.fill(0)
+
+
 def _cbc(key: bytes, data, offset: int, sector_size: int, decrypt: bool, out: memoryview) -> None:
     """BitLocker AES-CBC into ``out``: IV of each sector = AES-ECB(K, LE64(byte offset) || 0^8).
 
@@ -69,13 +83,17 @@ def _cbc(key: bytes, data, offset: int, sector_size: int, decrypt: bool, out: me
     n = len(data) // sector_size
     bps = sector_size // 16
     ecb = AES.new(key, AES.MODE_ECB)
-    ivs = _blocks(ecb.encrypt(_offset_blocks(offset, n, sector_size)))
+    iv_bytes = bytearray(16 * n)
+    ecb.encrypt(_offset_blocks(offset, n, sector_size), output=iv_bytes)
+    ivs = _blocks(iv_bytes)
     o = _blocks(out).reshape(n, bps, 2)
     if decrypt:
         ecb.decrypt(data, output=out)
         c = _blocks(data).reshape(n, bps, 2)
         np.bitwise_xor(o[:, 1:], c[:, :-1], out=o[:, 1:])
         np.bitwise_xor(o[:, 0], ivs, out=o[:, 0])
+        del ivs
+        _wipe(iv_bytes)
         return
     # Encryption is serial within a sector; vectorise across sectors, one block column at a time.
     p = _blocks(data).reshape(n, bps, 2)
@@ -83,6 +101,8 @@ def _cbc(key: bytes, data, offset: int, sector_size: int, decrypt: bool, out: me
     for j in range(bps):
         o[:, j] = _blocks(ecb.encrypt((p[:, j] ^ prev).tobytes()))
         prev = o[:, j]
+    del ivs, prev
+    _wipe(iv_bytes)
 
 
 _RUN = 32  # tweaks computed from one by a single shift (see _times_alpha)
@@ -123,6 +143,7 @@ def _xts_tweaks(key2: bytes, first_sector: int, n: int, bps: int) -> np.ndarray:
         lo, hi = _times_alpha(firsts[:, :, 0:1], firsts[:, :, 1:2], _SHIFTS[: run - 1])
         out[:, :, 1:, 0] = lo
         out[:, :, 1:, 1] = hi
+    _wipe(firsts)
     flat = out.reshape(n, runs * run, 2)
     return flat if runs * run == bps else flat[:, :bps]
 
@@ -140,6 +161,7 @@ def _xts(key: bytes, data, offset: int, sector_size: int, decrypt: bool, out: me
     else:
         ecb.encrypt(out, output=out)
     np.bitwise_xor(o, tweaks, out=o)
+    _wipe(tweaks)
 
 
 def _sector_keys(tweak_key: bytes, offset: int, n: int, sector_size: int) -> np.ndarray:
@@ -217,7 +239,9 @@ def _diffuser_b(words: np.ndarray, decrypt: bool) -> None:
 def _elephant(fvek: bytes, tweak: bytes, data, offset: int, sector_size: int, decrypt: bool,
               out: memoryview) -> None:
     n = len(data) // sector_size
-    keys = np.tile(_sector_keys(tweak, offset, n, sector_size), (1, sector_size // 32))  # (n, words)
+    sector_keys = _sector_keys(tweak, offset, n, sector_size)
+    keys = np.tile(sector_keys, (1, sector_size // 32))  # (n, words)
+    _wipe(sector_keys)
     if decrypt:
         _cbc(fvek, data, offset, sector_size, True, out)
         sectors = np.frombuffer(out, dtype="<u4").reshape(n, -1)
@@ -225,8 +249,10 @@ def _elephant(fvek: bytes, tweak: bytes, data, offset: int, sector_size: int, de
         _diffuser_b(words, True)
         _diffuser_a(words, True)
         np.bitwise_xor(words.T, keys, out=sectors)  # the sector key, and back to sector order
+        _wipe(keys)
         return
     words = np.bitwise_xor(np.frombuffer(data, dtype="<u4").reshape(n, -1), keys).T.copy()
+    _wipe(keys)
     _diffuser_a(words, False)
     _diffuser_b(words, False)
     _cbc(fvek, memoryview(words.T.tobytes()), offset, sector_size, False, out)

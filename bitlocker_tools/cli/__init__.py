@@ -101,9 +101,12 @@ def _emit_json(data: Any, stream: Any = None) -> None:
 
 def _credentials(recovery_password, password, bek, clear_key, vmk, fvek):
     from ..credentials import collect
+    from ..secret import scrub_environment
 
-    return collect(recovery_password=recovery_password, password=password, bek=bek,
-                   clear_key=clear_key, vmk=vmk, fvek=fvek)
+    creds = collect(recovery_password=recovery_password, password=password, bek=bek,
+                    clear_key=clear_key, vmk=vmk, fvek=fvek)
+    scrub_environment()  # read once: no child (mount's server) inherits or shows them
+    return creds
 
 
 def _warn(*warnings: str) -> None:
@@ -323,10 +326,32 @@ def decrypt(
             done = decrypt_to(stream, output, resume=resume, progress=advance, stdout=sys.stdout.buffer,
                               hashes=hashes, sparse=sparse)
         data = decrypt_document(vol, result, done, show_keys, stream.uncertain)
+        incomplete = None
+        if not done.complete:  # written, but part of the evidence could not be read: exit 4
+            from ..unreadable import EXIT_INCOMPLETE, total
+
+            where = f"; listed in {done.badranges_file}" if done.badranges_file else ""
+            incomplete = (f"{done.output}: incomplete: {total(done.unreadable)} bytes in {len(done.unreadable)} "
+                          f"unreadable ranges of {source} were written as zeros{where}")
+            data.update(error=incomplete, exit_code=EXIT_INCOMPLETE)
         if as_json:  # with -o - stdout carries the plaintext: the summary goes to stderr
             _emit_json(data, sys.stderr if output == "-" else sys.stdout)
         else:
             render.decrypt(data)
+    if incomplete:
+        _warn(*_unreadable_lines(done.unreadable))
+        _err(incomplete)
+        raise typer.Exit(EXIT_INCOMPLETE)
+
+
+def _unreadable_lines(ranges, limit: int = 20) -> list[str]:
+    """One warning per unreadable range, the first ``limit`` of them (the sidecar and the JSON
+    summary list them all)."""
+    lines = [r.describe() + (f", output offset {r.output_offset}" if r.output_offset is not None else "")
+             for r in ranges[:limit]]
+    if len(ranges) > limit:
+        lines.append(f"... and {len(ranges) - limit} more unreadable ranges")
+    return lines
 
 
 @app.command()
@@ -529,6 +554,9 @@ def _plaintext_to_stdout(argv: list[str]) -> bool:
 def main() -> None:
     """Run the CLI. Usage errors (a missing option, an unknown flag) are one line, like every
     other error, instead of Typer's framed box."""
+    from ..secret import hide_arguments
+
+    hide_arguments()  # a key typed on the command line: '*' in ps from here on (secret.py)
     try:
         from typer._click.exceptions import ClickException  # typer >= 0.26 vendors click
     except ImportError:  # pragma: no cover - older typer with click

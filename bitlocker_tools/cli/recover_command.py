@@ -110,13 +110,14 @@ def _run(space, targets, name, shard_kn, state_path, resume, workers, limit, sho
     try:
         with render.progress(mine, enabled=not as_json, label="recovery passwords", unit="candidates") as advance:
             result = run_search(space, targets, shard_kn, state_path, resume, workers, progress=advance,
-                                budget=budget, size=size)
+                                budget=budget, size=size, keep_state=True)
     except KeyboardInterrupt:
         kept = (f"{state_path} records where the search is; --resume continues it" if state_path.exists()
                 else "nothing was recorded yet")
         raise InterruptedWork(f"interrupted: {kept}") from None
     doc = recover_document(result, shard_text, show_keys)
     _emit_json(doc) if as_json else render.recover(doc)
+    state_path.unlink(missing_ok=True)  # only now: killed before, --resume redoes the last chunk, not all
     if result.key16 is None:
         raise typer.Exit(1)
 

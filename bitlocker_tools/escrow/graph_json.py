@@ -44,6 +44,8 @@ def _documents(text: str) -> tuple[list[tuple[int, object]], json.JSONDecodeErro
             obj, end = decoder.raw_decode(text, i)
         except json.JSONDecodeError as exc:
             return docs, exc
+        except RecursionError:  # nested deeper than the decoder goes: damage, said where it starts
+            return docs, json.JSONDecodeError("nested too deeply", text, i)
         docs.append((text.count("\n", 0, i) + 1, obj))
         i = end
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Union
 
 from ..recovery_password import RecoveryPassword
+from ..secret import masked_repr
 
 #: What a record holds.
 RECOVERY_PASSWORD = "recovery_password"  # the 48 digits (Microsoft's "recovery password")
@@ -55,6 +56,7 @@ class Locator:
         return f"{self.file}:{where}" if where else self.file
 
 
+@masked_repr("recovery_password", "secret", "raw")
 @dataclass
 class EscrowRecord:
     """One candidate key from one place in one source.

@@ -469,6 +469,7 @@ static void pt_cbc(const bt_aes_key *k, const uint8_t *in, uint8_t *out, size_t 
     }
     bt_wipe(x, 16);
     bt_wipe(c, 16);
+    bt_wipe(prev, 16);
 }
 
 static void mul_alpha(uint8_t t[16])
@@ -500,6 +501,7 @@ static void pt_xts(const bt_aes_key *k1, const bt_aes_key *k2, const uint8_t *in
         }
     }
     bt_wipe(x, 16);
+    bt_wipe(t, 16);
 }
 
 static void pt_sector_key(const bt_aes_key *tk, uint64_t o, uint8_t sk[32])

@@ -70,6 +70,9 @@ void bt_clean_upper(void);
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 void bt_wipe(void *p, size_t n); /* memset that the optimiser may not drop */
+#define BT_BURN_STACK 16384
+void bt_burn_stack(void); /* wipe the stack the kernels just used (bt_cpu.c) */
+extern int bt_wipe_skip;          /* test hook: see bt_cpu.c; 0 outside _wipe_audit() */
 
 static inline uint32_t bt_load_be32(const uint8_t *p)
 {

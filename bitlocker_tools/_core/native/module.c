@@ -7,7 +7,13 @@
  * `_aes=` (kept out of the typed contract, bitlocker_tools/_core/_contract.py, because the pure
  * twin has no paths). The only process-wide data are the CPU features and the stretch planner's
  * one-time calibration, both written once with the GIL held (docs/architecture.md, "The C
- * core's process-wide state"). */
+ * core's process-wide state"), and, while the test hook _wipe_audit() runs and only then, its
+ * list of freed buffers and the wipe switch (bt_cpu.c), both NULL/0 at all other times.
+ *
+ * Secrets: every heap scratch buffer is wiped as it is freed (scratch_release), every stack
+ * buffer that held key material is wiped by the function that owns it, and each function wipes
+ * the stack its kernels used once it is done (bt_burn_stack). Wipes run at the end of a call,
+ * never per block. tests/test_secrets_native.py reads all of it back. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -18,6 +24,31 @@ static const char *const sha_names[] = {"auto", "scalar", "shani", "avx2", "avx5
 static const char *const aes_names[] = {"auto", "aesni", "scalar"};
 #define N_SHA_PATHS 5
 #define N_AES_PATHS 3
+
+/* ---- scratch buffers ------------------------------------------------------------------------------ */
+
+/* Every heap buffer that holds key material (stretch inputs and outputs, AES schedules, a CCM
+ * plaintext, candidate words) is given back through scratch_release(), which wipes it first: one
+ * place that cannot forget the wipe. While the test hook _wipe_audit() runs, scratch_release()
+ * also copies each buffer, as it is after the wipe, into audit_blocks, so that a test reads back
+ * exactly what the freed memory held (tests/test_secrets_native.py). audit_blocks is NULL at all
+ * other times; it is read and written only with the GIL held (every release happens after
+ * Py_END_ALLOW_THREADS). */
+static PyObject *audit_blocks;
+
+static void scratch_release(void *p, size_t n)
+{
+    if (!p)
+        return;
+    bt_wipe(p, n);
+    if (audit_blocks) {
+        PyObject *copy = PyBytes_FromStringAndSize((const char *)p, (Py_ssize_t)n);
+        if (!copy || PyList_Append(audit_blocks, copy) < 0)
+            PyErr_Clear(); /* the audit then sees a block too few and fails; never the caller */
+        Py_XDECREF(copy);
+    }
+    PyMem_Free(p);
+}
 
 /* ---- helpers ------------------------------------------------------------------------------------ */
 
@@ -158,6 +189,7 @@ static PyObject *do_stretch(const uint8_t *init, size_t n, const uint8_t *salt, 
         int k = bt_stretch_find_kernel("shani1");
         Py_BEGIN_ALLOW_THREADS
         bt_stretch_run_kernel(k, in_w, 1, salt_w, rounds, out_w);
+        bt_burn_stack();
         Py_END_ALLOW_THREADS
         rc = 0;
     } else {
@@ -167,6 +199,7 @@ static PyObject *do_stretch(const uint8_t *init, size_t n, const uint8_t *salt, 
         bt_stretch_calibrate();
         Py_BEGIN_ALLOW_THREADS
         rc = bt_stretch_plan_run(path, in_w, n, salt_w, rounds, out_w);
+        bt_burn_stack();
         Py_END_ALLOW_THREADS
     }
     if (rc == -1) {
@@ -201,14 +234,8 @@ static PyObject *do_stretch(const uint8_t *init, size_t n, const uint8_t *salt, 
             res = b;
     }
 done:
-    if (in_w) {
-        bt_wipe(in_w, (n ? n : 1) * 32);
-        PyMem_Free(in_w);
-    }
-    if (out_w) {
-        bt_wipe(out_w, (n ? n : 1) * 32);
-        PyMem_Free(out_w);
-    }
+    scratch_release(in_w, (n ? n : 1) * 32);
+    scratch_release(out_w, (n ? n : 1) * 32);
     bt_wipe(salt_w, sizeof salt_w);
     return res;
 }
@@ -305,10 +332,7 @@ static PyObject *py_stretch_many(PyObject *self, PyObject *args, PyObject *kw)
     }
     res = do_stretch(flat, (size_t)n, (const uint8_t *)salt.buf, rounds, 1, path);
 done:
-    if (flat) {
-        bt_wipe(flat, n ? (size_t)n * 32 : 1);
-        PyMem_Free(flat);
-    }
+    scratch_release(flat, n ? (size_t)n * 32 : 1);
     Py_XDECREF(seq);
     PyBuffer_Release(&salt);
     return res;
@@ -372,6 +396,7 @@ static PyObject *py_stretch_kernel(PyObject *self, PyObject *args)
         size_t take = (size_t)n - done_ < lanes ? (size_t)n - done_ : lanes;
         bt_stretch_run_kernel(k, in_w + 8 * done_, take, salt_w, rounds, out_w + 8 * done_);
     }
+    bt_burn_stack();
     Py_END_ALLOW_THREADS
     res = PyList_New(n);
     if (!res)
@@ -383,6 +408,7 @@ static PyObject *py_stretch_kernel(PyObject *self, PyObject *args)
         for (w = 0; w < 8; w++)
             bt_store_be32(digest + 4 * w, out_w[8 * i + w]);
         b = PyBytes_FromStringAndSize((const char *)digest, 32);
+        bt_wipe(digest, sizeof digest);
         if (!b) {
             Py_CLEAR(res);
             goto done;
@@ -390,14 +416,9 @@ static PyObject *py_stretch_kernel(PyObject *self, PyObject *args)
         PyList_SET_ITEM(res, i, b);
     }
 done:
-    if (in_w) {
-        bt_wipe(in_w, n ? (size_t)n * 32 : 1);
-        PyMem_Free(in_w);
-    }
-    if (out_w) {
-        bt_wipe(out_w, n ? (size_t)n * 32 : 1);
-        PyMem_Free(out_w);
-    }
+    scratch_release(in_w, n ? (size_t)n * 32 : 1);
+    scratch_release(out_w, n ? (size_t)n * 32 : 1);
+    bt_wipe(salt_w, sizeof salt_w);
     Py_XDECREF(seq);
     PyBuffer_Release(&salt);
     return res;
@@ -452,13 +473,13 @@ static int do_crypt(int method, const uint8_t *key, Py_ssize_t klen, const uint8
                                decrypt);
             else
                 bt_elephant_sectors(&k[0], &k[1], in, out, n, (size_t)ss, offset, decrypt);
+            bt_burn_stack();
             Py_END_ALLOW_THREADS
         } else if (rc == -1) {
             PyErr_Format(PyExc_ValueError, "invalid AES key length (%zd bytes) for method %#x",
                          klen, method);
         }
-        bt_wipe(k, 2 * sizeof(bt_aes_key));
-        PyMem_Free(raw);
+        scratch_release(raw, 2 * sizeof(bt_aes_key) + 16);
     }
     return rc ? -1 : 0;
 }
@@ -564,10 +585,7 @@ static PyObject *py_crypt_sectors_into(PyObject *self, PyObject *args, PyObject 
         Py_INCREF(res);
     }
 done:
-    if (tmp) {
-        bt_wipe(tmp, (size_t)data.len);
-        PyMem_Free(tmp);
-    }
+    scratch_release(tmp, (size_t)data.len);
     PyBuffer_Release(&key);
     PyBuffer_Release(&data);
     PyBuffer_Release(&out);
@@ -627,6 +645,7 @@ static PyObject *py_ccm_decrypt(PyObject *self, PyObject *args, PyObject *kw)
     rc = bt_ccm_decrypt((const uint8_t *)key.buf, (size_t)key.len, (const uint8_t *)nonce.buf,
                         (const uint8_t *)data.buf, (size_t)data.len, (const uint8_t *)mac.buf, out,
                         ni);
+    bt_burn_stack();
     if (rc == 0)
         res = PyBytes_FromStringAndSize((const char *)out, data.len);
     else {
@@ -634,10 +653,7 @@ static PyObject *py_ccm_decrypt(PyObject *self, PyObject *args, PyObject *kw)
         Py_INCREF(res);
     }
 done:
-    if (out) {
-        bt_wipe(out, data.len ? (size_t)data.len : 1);
-        PyMem_Free(out);
-    }
+    scratch_release(out, data.len ? (size_t)data.len : 1);
     PyBuffer_Release(&key);
     PyBuffer_Release(&nonce);
     PyBuffer_Release(&data);
@@ -672,6 +688,7 @@ static PyObject *py_ccm_encrypt(PyObject *self, PyObject *args, PyObject *kw)
     bt_ccm_encrypt((const uint8_t *)key.buf, (size_t)key.len, (const uint8_t *)nonce.buf,
                    (const uint8_t *)data.buf, (size_t)data.len, (uint8_t *)PyBytes_AS_STRING(ct),
                    mac, ni);
+    bt_burn_stack();
     res = Py_BuildValue("(Ny#)", ct, (const char *)mac, (Py_ssize_t)16);
 done:
     PyBuffer_Release(&key);
@@ -764,6 +781,7 @@ static PyObject *py_sha256_many(PyObject *self, PyObject *args, PyObject *kw)
     Py_BEGIN_ALLOW_THREADS
     bt_sha256_many((const uint8_t *)data.buf, (size_t)item_len, (size_t)n,
                    (uint8_t *)PyBytes_AS_STRING(res), shani);
+    bt_burn_stack();
     Py_END_ALLOW_THREADS
 done:
     PyBuffer_Release(&data);
@@ -781,7 +799,7 @@ static PyObject *py_expand_groups(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"groups", NULL};
     PyObject *arg, *seq = NULL, *res = NULL;
     uint16_t *vals[8] = {NULL};
-    size_t cnt[8], total = 1;
+    size_t cnt[8] = {0}, total = 1;
     int g;
     (void)self;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O:expand_groups", kwlist, &arg))
@@ -806,6 +824,7 @@ static PyObject *py_expand_groups(PyObject *self, PyObject *args, PyObject *kw)
             PyErr_NoMemory();
             goto done;
         }
+        cnt[g] = (size_t)m; /* the size scratch_release() wipes, even after an error */
         for (i = 0; i < m; i++) {
             long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(grp, i));
             if (v == -1 && PyErr_Occurred()) {
@@ -840,8 +859,8 @@ static PyObject *py_expand_groups(PyObject *self, PyObject *args, PyObject *kw)
         uint8_t *o = (uint8_t *)PyBytes_AS_STRING(res);
         Py_BEGIN_ALLOW_THREADS
         size_t idx[8] = {0}, r, j;
+        uint8_t prefix[14];
         for (r = 0; r < total; r += cnt[7]) {
-            uint8_t prefix[14];
             for (g = 0; g < 7; g++) {
                 prefix[2 * g] = (uint8_t)vals[g][idx[g]];
                 prefix[2 * g + 1] = (uint8_t)(vals[g][idx[g]] >> 8);
@@ -858,12 +877,12 @@ static PyObject *py_expand_groups(PyObject *self, PyObject *args, PyObject *kw)
                 idx[g] = 0;
             }
         }
+        bt_wipe(prefix, sizeof prefix);
         Py_END_ALLOW_THREADS
     }
 done:
-    for (g = 0; g < 8; g++)
-        if (vals[g])
-            PyMem_Free(vals[g]);
+    for (g = 0; g < 8; g++) /* the words are digits of a (partly known) recovery password */
+        scratch_release(vals[g], cnt[g] ? cnt[g] * 2 : 1);
     Py_XDECREF(seq);
     if (PyErr_Occurred())
         Py_CLEAR(res);
@@ -971,6 +990,80 @@ static PyObject *py_calibrate(PyObject *self, PyObject *noargs)
     Py_RETURN_NONE;
 }
 
+/* ---- wipe audit (test hook) ---------------------------------------------------------------------- */
+
+#define AUDIT_STACK 65536 /* bytes of stack below the hook's frame read back after the call */
+
+/* The call under audit, in a frame of its own, so that every frame of the audited function
+ * lies below the hook's frame, where stack_residue() then reads. */
+BT_NOINLINE static PyObject *audited_call(PyObject *fn, PyObject *args, PyObject *kw)
+{
+    return PyObject_Call(fn, args, kw);
+}
+
+/* What the stack below the caller's frame holds now: the frames of the call that just returned
+ * (its locals, spilled registers, the AES schedules and tweaks of the sector code). A volatile
+ * local array occupies exactly that memory; reading it without writing it first is the point. */
+BT_NOINLINE static void stack_residue(uint8_t *out)
+{
+    uint8_t area[AUDIT_STACK];
+    const volatile uint8_t *v = area;
+    size_t i;
+#if defined(__GNUC__) || defined(__clang__)
+    __asm__ __volatile__("" : "+r"(v)); /* the compiler no longer knows what v points to */
+#endif
+    for (i = 0; i < AUDIT_STACK; i++)
+        out[i] = v[i];
+}
+
+PyDoc_STRVAR(wipe_audit_doc,
+             "_wipe_audit($module, fn, args, kwargs=None, wipes=True, /)\n--\n\n"
+             "Test hook (tests/test_secrets_native.py): call fn(*args, **kwargs), one of this\n"
+             "module's functions, and return (result, blocks, stack). blocks: the contents of\n"
+             "every scratch heap buffer the call freed, as they were when freed (after the wipe);\n"
+             "stack: the 64 KiB of stack below this hook's frame as the call left it. wipes=False\n"
+             "turns every wipe off for this one call, so that a test can show the audit finds\n"
+             "what unwiped buffers hold. Not for concurrent use: no other thread may call the\n"
+             "module meanwhile.");
+
+static PyObject *py_wipe_audit(PyObject *self, PyObject *args)
+{
+    PyObject *fn, *fargs, *fkw = NULL, *blocks, *stack, *res;
+    int wipes = 1;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OO!|Op:_wipe_audit", &fn, &PyTuple_Type, &fargs, &fkw, &wipes))
+        return NULL;
+    if (fkw == Py_None)
+        fkw = NULL;
+    if (fkw && !PyDict_Check(fkw)) {
+        PyErr_SetString(PyExc_TypeError, "kwargs must be a dict or None");
+        return NULL;
+    }
+    if (audit_blocks) {
+        PyErr_SetString(PyExc_RuntimeError, "_wipe_audit is already running");
+        return NULL;
+    }
+    blocks = PyList_New(0);
+    stack = PyBytes_FromStringAndSize(NULL, AUDIT_STACK);
+    if (!blocks || !stack) {
+        Py_XDECREF(blocks);
+        Py_XDECREF(stack);
+        return NULL;
+    }
+    audit_blocks = blocks;
+    bt_wipe_skip = !wipes;
+    res = audited_call(fn, fargs, fkw);
+    stack_residue((uint8_t *)PyBytes_AS_STRING(stack)); /* first: nothing may reuse that stack */
+    bt_wipe_skip = 0;
+    audit_blocks = NULL;
+    if (!res) {
+        Py_DECREF(blocks);
+        Py_DECREF(stack);
+        return NULL;
+    }
+    return Py_BuildValue("(NNN)", res, blocks, stack);
+}
+
 static PyMethodDef methods[] = {
     {"stretch", (PyCFunction)(void (*)(void))py_stretch, METH_VARARGS | METH_KEYWORDS, stretch_doc},
     {"stretch_many", (PyCFunction)(void (*)(void))py_stretch_many, METH_VARARGS | METH_KEYWORDS,
@@ -991,6 +1084,7 @@ static PyMethodDef methods[] = {
     {"_diffuser_test", py_diffuser_test, METH_VARARGS, diffuser_test_doc},
     {"_stretch_kernel", py_stretch_kernel, METH_VARARGS, stretch_kernel_doc},
     {"_calibrate", py_calibrate, METH_NOARGS, calibrate_doc},
+    {"_wipe_audit", py_wipe_audit, METH_VARARGS, wipe_audit_doc},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moduledef = {
