@@ -611,7 +611,8 @@ def main() -> None:
         # Key matching (issue #16): 10,000 escrowed keys by ID, and the identifier-less path.
         import _bench_match
 
-        ids = _bench_match.by_id(cdir, man)
+        raw_manifest = json.loads((ROOT / "tests" / "corpus_manifest.json").read_text())  # {"volumes": [...]}
+        ids = _bench_match.by_id(cdir, raw_manifest)
         idless = _bench_match.idless_rate(cdir, 128 if args.quick else 512)
         core_rate = m.get("batch_auto_all")
         rep.table("Key matching (issue #16)", ["what", "figure", "target", "verdict"], [
@@ -648,7 +649,7 @@ def main() -> None:
         import _bench_target
 
         try:
-            tw = _bench_target.walk(cdir, man, 500 if args.quick else 2000)
+            tw = _bench_target.walk(cdir, raw_manifest, 500 if args.quick else 2000)
             rep.table(_bench_target.TITLE, _bench_target.HEADER, _bench_target.rows(tw))
         except RuntimeError as exc:  # mkntfs/ntfscp missing
             rep.notes.append(f"dissect.target walk: {exc}")
