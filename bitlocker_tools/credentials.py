@@ -20,10 +20,7 @@ from .errors import BadInputError, CredentialFormatError
 from .keyfiles import StartupKey, is_fvek_file, parse_bek, parse_fvek_file
 from .recovery_password import RecoveryPassword
 from .recovery_password import parse as parse_recovery_password
-from .secret import masked_repr
-
-ENV_RECOVERY_PASSWORD = "BITLOCKER_RECOVERY_PASSWORD"
-ENV_PASSWORD = "BITLOCKER_PASSWORD"
+from .secret import ENV_PASSWORD, ENV_RECOVERY_PASSWORD, masked_repr
 
 _RECOVERY_IN_TEXT = re.compile(r"(?<!\d)\d{6}(?:[- ]\d{6}){7}(?!\d)|(?<!\d)\d{48}(?!\d)")
 

@@ -363,7 +363,7 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
     found = list(kept)
 
     def record(bad: list[UnreadableRange]) -> None:
-        found.extend(bad)
+        found[:] = merge(found + bad)  # adjacent ranges as one: the record stays as short as the damage
         _write_state(sidecar, identity, found)
 
     _write_state(sidecar, identity, found)

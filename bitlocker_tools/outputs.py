@@ -29,7 +29,7 @@ def write_new_file_from(path: str | os.PathLike, chunks: Iterable[bytes], secret
     final = Path(path)
     if final.exists() or final.is_symlink():
         raise UsageError(f"{final}: exists; remove it or choose another output")
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent or ".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             for data in chunks:

@@ -15,6 +15,7 @@ from .format.constants import VolumeState, method_label
 from .format.types import iso_utc
 from .metadata import Protector
 from .scan import SourceReport, VolumeReport
+from .unreadable import total as unreadable_total
 
 if TYPE_CHECKING:
     from .decrypt import DecryptResult
@@ -217,7 +218,7 @@ def decrypt_document(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult,
             "hashes": done.hashes,
             "sparse_bytes": done.sparse_bytes,
             "complete": done.complete,
-            "unreadable_bytes": sum(r.length for r in done.unreadable),
+            "unreadable_bytes": unreadable_total(done.unreadable),
             "unreadable_ranges": unreadable_records(done.unreadable),
             "badranges_file": done.badranges_file,
         }
@@ -532,7 +533,7 @@ def badranges_document(stream: DecryptedStream, output: str, ranges: list[Unread
         "volume_guid": v.metadata.volume_guid,
         "sector_size": stream.sector_size,
         "complete": not ranges,
-        "unreadable_bytes": sum(r.length for r in ranges),
+        "unreadable_bytes": unreadable_total(ranges),
         "offsets": UNREADABLE_OFFSETS,
         "unreadable_ranges": unreadable_records(ranges),
         "hashes": hashes,

@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import itertools
 import re
-import struct
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from .errors import CredentialFormatError
-from .recovery_password import GROUP_LIMIT, GROUPS
+from .recovery_password import GROUP_LIMIT, GROUPS, RecoveryPassword, group_is_valid
 
 DIGITS = frozenset("0123456789")
 GROUP_DIGITS = 6
@@ -265,9 +264,12 @@ class SearchSpace:
         return sum(len(chunk) // 16 for chunk in self.keys())
 
     def check(self) -> None:
-        if self.any_order and self.upper_bound() > self.MAX_ANY_ORDER:
+        if not self.any_order:
+            return
+        bound = self.upper_bound()
+        if bound > self.MAX_ANY_ORDER:
             raise CredentialFormatError(
-                f"pattern: with --any-order the space holds {self.upper_bound():,} keys before duplicates are "
+                f"pattern: with --any-order the space holds {bound:,} keys before duplicates are "
                 f"removed, more than {self.MAX_ANY_ORDER:,}: fix the order of some groups or narrow the pattern")
 
     def keys(self, start: int = 0, shard: tuple[int, int] = (1, 1), chunk: int = 4096,
@@ -340,8 +342,8 @@ def _subblocks(block: Block, chunk: int) -> Iterator[tuple[tuple[int, ...], ...]
 
 
 def key16_text(key16: bytes) -> str:
-    """The 48 digits of a 16-byte key."""
-    return "-".join(f"{w * 11:06d}" for w in struct.unpack("<8H", key16))
+    """The 48 digits of a 16-byte key (a candidate as John's --stdin reads it)."""
+    return str(RecoveryPassword.from_key16(key16))
 
 
 # --- check-key --------------------------------------------------------------------------------------
@@ -387,5 +389,4 @@ def check_key(text: str) -> list[GroupVerdict]:
 
 
 def _valid(group: str) -> bool:
-    value = int(group)
-    return value % 11 == 0 and value < GROUP_LIMIT
+    return group_is_valid(int(group))

@@ -34,8 +34,10 @@ MASK = "<hidden>"
 
 #: Options whose value is a secret (or, for ``recover --pattern``, most of one).
 SECRET_OPTIONS = ("--recovery-password", "-r", "--password", "-p", "--vmk", "--fvek", "--pattern", "-P")
-#: The environment variables that carry credentials (credentials.ENV_*).
-SECRET_ENV = ("BITLOCKER_RECOVERY_PASSWORD", "BITLOCKER_PASSWORD")
+#: The environment variables that carry credentials (read by :mod:`.credentials`, scrubbed here).
+ENV_RECOVERY_PASSWORD = "BITLOCKER_RECOVERY_PASSWORD"
+ENV_PASSWORD = "BITLOCKER_PASSWORD"
+SECRET_ENV = (ENV_RECOVERY_PASSWORD, ENV_PASSWORD)
 
 
 def masked_repr(*secret_fields: str) -> Callable[[type[T]], type[T]]:

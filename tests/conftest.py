@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,39 @@ def assert_cli_error(proc: subprocess.CompletedProcess, code: int, *needles: str
     return line
 
 
+# --- FUSE mounts in tests ---------------------------------------------------------------------------
+
+
+def mounted(path) -> bool:
+    """Whether ``path`` is a mount point per the kernel (also one whose server died)."""
+    with open("/proc/self/mountinfo") as fh:
+        return any(line.split()[4] == str(path) for line in fh)
+
+
+def unmount(path) -> None:
+    """Unmount ``path`` whatever state its server is in (lazily as a last resort), so that a
+    failing test never leaves a mount behind."""
+    for args in (["fusermount3", "-u"], ["fusermount3", "-u", "-z"], ["umount", "-l"]):
+        if not mounted(path):
+            return
+        subprocess.run([*args, str(path)], capture_output=True, timeout=30)
+    assert not mounted(path), f"{path} is still mounted"
+
+
+def process_gone(pid: int, timeout: float = 20) -> bool:
+    """Whether process ``pid`` (not our child) has exited, or is a zombie, within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 # --- CI cannot go green by skipping -----------------------------------------------------------------
 
 STRICT = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -132,3 +166,15 @@ def pytest_runtest_makereport(item, call):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which must not happen: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    """The same for a whole module skipped while it is collected (a module-level
+    ``importorskip``): under ``CI=true`` that is a collection error, not a quiet skip."""
+    outcome = yield
+    report = outcome.get_result()
+    if STRICT and report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"module skipped under CI=true, which must not happen: {reason}"

@@ -362,7 +362,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
+from conftest import ROOT, unmount  # noqa: E402
 
 DRIVER = r"""
 import atexit, json, os, sys
@@ -615,7 +615,7 @@ def test_mount_and_its_background_server_show_no_secret(route, forged_case, tmp_
         assert all(e == "subprocess.Popen" and "ldconfig" in d and "'LC_ALL': 'C'" in d for e, d in spawned), spawned
         _assert_clean(proc, log, forged_case, f"mount {route}", cwd, set(), set())
     finally:
-        subprocess.run(["fusermount3", "-u", str(cwd / "mnt")], capture_output=True)
+        unmount(cwd / "mnt")
 
 
 def test_recover_state_file_holds_no_key(forged_case, tmp_path):

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, sha256_file
+from conftest import ROOT, sha256_file, unmount
 from typer.testing import CliRunner
 
 from bitlocker_tools import sources as sources_module
@@ -477,8 +477,7 @@ def fuse_disk(tmp_path):
 
     yield serve
     for proc, mnt in servers:
-        subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True)
-        subprocess.run(["fusermount", "-u", str(mnt)], capture_output=True)
+        unmount(mnt)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:

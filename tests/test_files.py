@@ -552,3 +552,26 @@ def test_exfat_bytes_past_the_valid_data_length_read_as_zeros():
     data = fh.read()
     assert entry.size == len(data) == record["size"]
     assert data[:1000] == original[:1000] and data[1000:] == bytes(len(data) - 1000)
+
+
+def test_extract_that_reads_short_leaves_nothing_and_exits_3(fat_fixture, tmp_path, monkeypatch):
+    """A reader that stops before the size the directory entry records: exit 3 naming the file,
+    and nothing at the output's name (no truncated file renamed into place)."""
+    from typer.testing import CliRunner
+
+    from bitlocker_tools.cli import app
+    from bitlocker_tools.files import VolumeFiles
+
+    real = VolumeFiles.read_chunks
+
+    def short(self, *args, **kwargs):
+        for data in real(self, *args, **kwargs):
+            yield data[: len(data) // 2]
+
+    monkeypatch.setattr(VolumeFiles, "read_chunks", short)
+    volume, password = fat_fixture
+    out = tmp_path / "readme.txt"
+    result = CliRunner().invoke(app, ["extract", str(volume), "-p", password, "README.TXT", "-o", str(out)])
+    assert result.exit_code == 3
+    assert "README.TXT" in result.stderr and "bytes could be read" in result.stderr
+    assert list(tmp_path.iterdir()) == []

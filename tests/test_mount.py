@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, STRICT, assert_cli_error, volume_file
+from conftest import ROOT, STRICT, assert_cli_error, mounted, process_gone, unmount, volume_file
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse") and not STRICT,
                                 reason="no /dev/fuse on this machine (FUSE)")
@@ -35,18 +35,8 @@ RP_VOLUME = "recovery_password.bin.gz"
 WRONG_RP = "111111-111111-111111-111111-111111-111111-111111-111111"
 
 
-def _mounted(path: Path) -> bool:
-    """Whether ``path`` is a mount point per the kernel (also one whose server died)."""
-    with open("/proc/self/mountinfo") as fh:
-        return any(line.split()[4] == str(path) for line in fh)
 
 
-def _unmount(path: Path) -> None:
-    for args in (["fusermount3", "-u"], ["fusermount3", "-u", "-z"], ["umount", "-l"]):
-        if not _mounted(path):
-            return
-        subprocess.run([*args, str(path)], capture_output=True, timeout=30)
-    assert not _mounted(path), f"{path} is still mounted"
 
 
 @pytest.fixture
@@ -63,7 +53,7 @@ def mountpoints(tmp_path):
 
     yield new
     for path in reversed(made):
-        _unmount(path)
+        unmount(path)
 
 
 @pytest.fixture(scope="module")
@@ -107,18 +97,6 @@ def _prefix_sha256(path: Path, nbytes: int) -> str:
     return digest.hexdigest()
 
 
-def _gone(pid: int, timeout: float = 20) -> bool:
-    """Whether process ``pid`` (not our child) has exited within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # --- the background mount, read through ----------------------------------------------------------
@@ -129,12 +107,12 @@ def test_background_mount_serves_the_corpus_plaintext(run_cli, mountpoints, rp_v
     with unchanged(rp_volume):
         doc = _mount(run_cli, rp_volume, mnt, "-r", rp_entry["credentials"]["recovery_password"])
         image = mnt / "bitlocker.img"
-        assert _mounted(mnt)  # the command returned with the mount up, serving in another process
+        assert mounted(mnt)  # the command returned with the mount up, serving in another process
         assert doc["mountpoint"] == str(mnt) and doc["path"] == str(image)
         assert doc["foreground"] is False and doc["read_only"] is True
         assert doc["volume_guid"] == rp_entry["volume_guid"]
         assert doc["protector_id"] == rp_entry["protectors"][0]["id"] and doc["filesystem"] == "NTFS"
-        assert doc["pid"] != os.getpid() and not _gone(doc["pid"], timeout=0.2)
+        assert doc["pid"] != os.getpid() and not process_gone(doc["pid"], timeout=0.2)
         assert os.listdir(mnt) == ["bitlocker.img"]
         st = image.stat()
         assert st.st_size == doc["size"] == rp_volume.stat().st_size
@@ -149,8 +127,8 @@ def test_background_mount_serves_the_corpus_plaintext(run_cli, mountpoints, rp_v
             (mnt / "new").write_bytes(b"x")
         assert "ro" in _mount_options(mnt)
         assert subprocess.run(["fusermount3", "-u", str(mnt)], capture_output=True).returncode == 0
-        assert _gone(doc["pid"]), "the server outlived its mount"
-    assert not _mounted(mnt) and os.listdir(mnt) == []
+        assert process_gone(doc["pid"]), "the server outlived its mount"
+    assert not mounted(mnt) and os.listdir(mnt) == []
 
 
 def test_human_summary_names_the_file_and_no_secret(run_cli, mountpoints, rp_volume, rp_entry):
@@ -318,7 +296,7 @@ def test_foreground_mount_unmounts_cleanly(mountpoints, rp_volume, rp_entry, how
             proc.kill()
             proc.wait()
     assert proc.stderr.read() == b""
-    assert not _mounted(mnt) and os.listdir(mnt) == []
+    assert not mounted(mnt) and os.listdir(mnt) == []
 
 
 # --- failures --------------------------------------------------------------------------------------
@@ -328,10 +306,10 @@ def test_wrong_key_exits_1_and_mounts_nothing(run_cli, mountpoints, rp_volume):
     mnt = mountpoints()
     proc = run_cli("mount", rp_volume, mnt, "-r", WRONG_RP)
     assert_cli_error(proc, 1, "recovery password")
-    assert not _mounted(mnt) and os.listdir(mnt) == []
+    assert not mounted(mnt) and os.listdir(mnt) == []
     doc = json.loads(run_cli("mount", rp_volume, mnt, "-r", WRONG_RP, "--json").stdout)
     assert doc["exit_code"] == 1 and "opened no protector" in doc["error"]
-    assert not _mounted(mnt)
+    assert not mounted(mnt)
 
 
 @pytest.mark.parametrize("problem", ["missing", "a file", "not empty", "already mounted"])
@@ -353,7 +331,7 @@ def test_mountpoint_problems_exit_2(run_cli, mountpoints, tmp_path, rp_volume, r
     if before is not None:
         assert sorted(os.listdir(where)) == before
     if problem == "not empty":
-        assert not _mounted(where) and (where / "case-notes.txt").read_text() == "keep me"
+        assert not mounted(where) and (where / "case-notes.txt").read_text() == "keep me"
 
 
 def test_no_libfuse_exits_3_with_a_hint(run_cli, mountpoints, rp_volume, rp_entry):
@@ -361,7 +339,7 @@ def test_no_libfuse_exits_3_with_a_hint(run_cli, mountpoints, rp_volume, rp_entr
     proc = run_cli("mount", rp_volume, mnt, "-r", rp_entry["credentials"]["recovery_password"],
                    env={"FUSE_LIBRARY_PATH": "/nonexistent/libfuse3.so.3"})
     assert_cli_error(proc, 3, "libfuse", "install fuse3")
-    assert not _mounted(mnt)
+    assert not mounted(mnt)
 
 
 def test_bad_name_exits_2(run_cli, mountpoints, rp_volume, rp_entry):
@@ -369,7 +347,7 @@ def test_bad_name_exits_2(run_cli, mountpoints, rp_volume, rp_entry):
     for name in ("a/b", "..", ""):
         assert_cli_error(run_cli("mount", rp_volume, mnt, "-r", rp_entry["credentials"]["recovery_password"],
                                  "--name", name), 2, "--name")
-    assert not _mounted(mnt)
+    assert not mounted(mnt)
 
 
 def test_a_refused_mount_is_one_line_from_the_server(mountpoints, rp_volume, rp_entry, tmp_path):

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, STRICT, sha256_file
+from conftest import ROOT, STRICT, process_gone, sha256_file, unmount
 
 FIXTURE = "xts128_recovery_password"
 PASSWORD = "Forge-Demo-1"
@@ -131,29 +131,10 @@ def _env() -> dict:
     return env
 
 
-def _mounted(path: Path) -> bool:
-    with open("/proc/self/mountinfo") as fh:
-        return any(line.split()[4] == str(path) for line in fh)
 
 
-def _unmount(path: Path) -> None:
-    for args in (["fusermount3", "-u"], ["fusermount3", "-u", "-z"], ["umount", "-l"]):
-        if not _mounted(path):
-            return
-        subprocess.run([*args, str(path)], capture_output=True, timeout=30)
 
 
-def _gone(pid: int, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().rsplit(")", 1)[1].split()[0] == "Z":
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _commands(source: Path, out: Path, keys_file: Path, fixture: dict) -> list[tuple[str, list, object]]:
@@ -194,7 +175,15 @@ def _commands(source: Path, out: Path, keys_file: Path, fixture: dict) -> list[t
 
     def extract(proc):
         doc = json_ok(proc)
-        assert doc["sha256"] == sha256_file(out / "README.TXT") and doc["size"] > 0
+        # the file as dissect.ntfs reads it from the plain image the fixture was made from
+        import io
+
+        from dissect.ntfs import NTFS
+
+        image = gzip.decompress((ROOT / "fixtures" / fixture["plain"]).read_bytes())
+        expected = NTFS(io.BytesIO(image)).mft.get("README.TXT").open().read()
+        assert (out / "README.TXT").read_bytes() == expected and doc["size"] == len(expected) > 0
+        assert doc["sha256"] == hashlib.sha256(expected).hexdigest()
 
     def hash_lines(proc):
         assert {x["protector_type"] for x in json_ok(proc)["lines"]} == {"recovery_password", "password"}
@@ -257,9 +246,9 @@ def _every_command(source: Path, evidence: _Evidence, tmp_path: Path, fixture: d
             doc = json.loads(proc.stdout)
             assert sha256_file(doc["path"]) == fixture["expected_plaintext_sha256"]
             assert subprocess.run(["fusermount3", "-u", str(where)], capture_output=True).returncode == 0
-            assert _gone(doc["pid"]), "the mount's server did not exit"
+            assert process_gone(doc["pid"]), "the mount's server did not exit"
     finally:
-        _unmount(where)
+        unmount(where)
     assert evidence.snapshot() == before, "mount changed the evidence or its directory"
     ran.append("mount")
     return ran

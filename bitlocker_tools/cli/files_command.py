@@ -106,6 +106,10 @@ def extract(
                 digest.update(data)
                 written += len(data)
                 yield data
+            if entry.size is not None and written != entry.size:
+                # the reader stopped short of the size the directory entry records: never a silent
+                # truncation (write_new_file_from then leaves nothing at the output's name)
+                raise BadInputError(f"{entry.path}: {written} of its {entry.size} bytes could be read")
 
         if output == "-":
             out = sys.stdout.buffer
@@ -114,11 +118,6 @@ def extract(
             out.flush()
         else:
             write_new_file_from(output, chunks(), secret=False)
-        if entry.size is not None and written != entry.size:
-            # the reader stopped short of the size the directory entry records: never a silent truncation
-            if output != "-":
-                os.unlink(output)
-            raise BadInputError(f"{entry.path}: {written} of its {entry.size} bytes could be read")
         doc = extract_document(source, vol, files.filesystem, entry, output, written, digest.hexdigest())
         if as_json:  # with -o - stdout carries the file: the summary goes to stderr
             _emit_json(doc, sys.stderr if output == "-" else sys.stdout)
