@@ -603,8 +603,12 @@ def worker(name: str, libfuzzer_args: list[str]) -> None:
             time.sleep(0.5)
             took, data = slowest
             if took != written:
-                Path(f"{stats_path}.input").write_bytes(data)
-                Path(stats_path).write_text(json.dumps({"slowest_s": took, "slowest_len": len(data)}))
+                # each file replaced whole: the process may end between any two writes, and the
+                # driver must never read a file cut short
+                for path, blob in ((f"{stats_path}.input", data),
+                                   (stats_path, json.dumps({"slowest_s": took, "slowest_len": len(data)}).encode())):
+                    Path(f"{path}.part").write_bytes(blob)
+                    os.replace(f"{path}.part", path)
                 written = took
 
     if stats_path:
