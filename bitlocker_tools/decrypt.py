@@ -341,23 +341,16 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
             raise UsageError(f"{existing}: exists; remove it or choose another output")
     kept: list[UnreadableRange] = []  # what a resumed run's predecessor could not read
     if resume and part.exists():
-        try:
-            saved = json.loads(sidecar.read_text())
-            recorded = [from_dict(r) for r in saved.pop(_UNREADABLE_KEY, [])]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            raise BadInputError(f"{part}: cannot resume, {sidecar.name} is missing or unreadable") from None
+        state = _read_state(sidecar)
+        if state is None:
+            raise BadInputError(f"{part}: cannot resume, {sidecar.name} is missing or unreadable")
+        saved, recorded = state
         if saved != identity:
             raise BadInputError(f"{part}: cannot resume, it was started for a different volume or key")
         start = part.stat().st_size // CHUNK * CHUNK  # the last chunk may be torn: redo it
         # the ranges of the chunks kept; those of the chunks redone are found again
         kept = [r for r in recorded if r.output_offset is not None and r.output_offset + r.length <= start]
-        with part.open("rb") as fh:
-            remaining = start
-            while remaining:
-                block = fh.read(min(CHUNK, remaining))
-                for d in digests:
-                    d.update(block)
-                remaining -= len(block)
+        _hash_file(part, start, digests)
         if progress and start:
             progress(start)
     found = list(kept)
@@ -401,17 +394,11 @@ def _finished_earlier(stream: DecryptedStream, final: Path, sidecar: Path, ident
     both. ``--resume`` then reads the output back for its digests (as it reads a ``.part`` it
     continues) and removes the job file, instead of refusing an output that is complete; None
     when the job file is not this job's or the output is not the volume's full size."""
-    try:
-        saved = json.loads(sidecar.read_text())
-        recorded = [from_dict(r) for r in saved.pop(_UNREADABLE_KEY, [])]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    state = _read_state(sidecar)
+    if state is None or state[0] != identity or final.stat().st_size != stream.size:
         return None
-    if saved != identity or final.stat().st_size != stream.size:
-        return None
-    with final.open("rb") as fh:
-        while block := fh.read(CHUNK):
-            for d in digests:
-                d.update(block)
+    recorded = state[1]
+    _hash_file(final, stream.size, digests)
     if progress:
         progress(stream.size)
     sidecar.unlink()
@@ -420,6 +407,25 @@ def _finished_earlier(stream: DecryptedStream, final: Path, sidecar: Path, ident
     badranges = final.with_name(final.name + BADRANGES_SUFFIX)
     result.badranges_file = str(badranges) if unreadable and badranges.exists() else None
     return result
+
+
+def _read_state(sidecar: Path) -> tuple[dict, list[UnreadableRange]] | None:
+    """The resume record: what was being decrypted, and the ranges found unreadable so far;
+    None when it is missing or not one :func:`_write_state` wrote."""
+    try:
+        saved = json.loads(sidecar.read_text())
+        return saved, [from_dict(r) for r in saved.pop(_UNREADABLE_KEY, [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _hash_file(path: Path, length: int, digests: list) -> None:
+    """Feed the first ``length`` bytes of ``path`` (output already written) to ``digests``."""
+    with path.open("rb") as fh:
+        while length > 0 and (block := fh.read(min(CHUNK, length))):
+            for d in digests:
+                d.update(block)
+            length -= len(block)
 
 
 def _write_state(sidecar: Path, identity: dict, unreadable: list[UnreadableRange]) -> None:

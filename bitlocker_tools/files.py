@@ -24,8 +24,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Union
 
+from construct import ConstructError
+
 from .errors import BadInputError, BitLockerError, NotFoundError, UnsupportedError, UsageError
 from .filesystems import identify_filesystem
+from .format.boot_sector import BOOT_SECTOR_SIZE, NtfsBootSector
+from .sources import read_at
 
 if TYPE_CHECKING:
     from .stream import DecryptedStream
@@ -338,7 +342,8 @@ class VolumeFiles:
 
     def __init__(self, stream: DecryptedStream | BinaryIO, name: str = "the volume"):
         self.where = name
-        head = stream.read_at(0, 512) if hasattr(stream, "read_at") else _read_head(stream)
+        head = (stream.read_at(0, BOOT_SECTOR_SIZE) if hasattr(stream, "read_at")
+                else read_at(stream, 0, BOOT_SECTOR_SIZE))
         seen = identify_filesystem(bytes(head))
         if seen not in _READERS:
             what = f"{seen}, which ls and extract do not read" if seen else "no filesystem that identify_filesystem knows"
@@ -438,14 +443,14 @@ class VolumeFiles:
 def _mft_hint(boot: bytes, size: int | None) -> str:
     """Where the boot sector puts the $MFT, for the message of a volume whose $MFT is unreadable:
     an image cut short (or a test image with its data regions left out) ends before it."""
-    bps, spc = struct.unpack_from("<HB", boot, 11)
-    cluster = bps * ((1 << (256 - spc)) if spc > 0x80 else spc)
-    at = struct.unpack_from("<Q", boot, 48)[0] * cluster
+    try:
+        bs = NtfsBootSector.parse(boot)
+    except ConstructError:  # no boot signature: nothing to point at
+        return ""
+    spc = bs.sectors_per_cluster
+    at = bs.mft_cluster * bs.bytes_per_sector * ((1 << (256 - spc)) if spc > 0x80 else spc)
     if size is not None and at >= size:
         return f" (the $MFT starts at byte {at}, beyond the {size} bytes of the volume the evidence holds)"
     return f" (the $MFT starts at byte {at}: no FILE record there)"
 
 
-def _read_head(fh: BinaryIO) -> bytes:
-    fh.seek(0)
-    return fh.read(512)

@@ -68,8 +68,8 @@ def parse_fvek_file(raw: bytes) -> tuple[EncryptionMethod, bytes]:
     except ConstructError as exc:  # pragma: no cover - ljust makes every input long enough
         raise BadInputError(f"FVEK file: {describe_parse_error(exc)}") from None
     method = EncryptionMethod(parsed.method)
-    if len(raw) - 2 < method.key_material_size:
-        raise BadInputError(f"FVEK file: {len(raw) - 2} bytes of key for {method.label}, which takes "
+    if len(raw) - FvekFileMethod.sizeof() < method.key_material_size:
+        raise BadInputError(f"FVEK file: {len(raw) - FvekFileMethod.sizeof()} bytes of key for {method.label}, which takes "
                             f"{method.key_material_size}")
     return method, bytes(parsed.key[: method.fvek_datum_size])
 
