@@ -452,5 +452,3 @@ def _mft_hint(boot: bytes, size: int | None) -> str:
     if size is not None and at >= size:
         return f" (the $MFT starts at byte {at}, beyond the {size} bytes of the volume the evidence holds)"
     return f" (the $MFT starts at byte {at}: no FILE record there)"
-
-
