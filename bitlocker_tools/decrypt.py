@@ -32,10 +32,11 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable
 
 from .errors import BadInputError, UsageError
 from .filesystems import identify_filesystem
+from .outputs import replace_record, write_new_file
 from .stream import DecryptedStream
 from .unreadable import UnreadableRange, from_dict, merge
 
@@ -57,7 +58,6 @@ _SYNC_FILE_RANGE_WRITE = 2
 class DecryptResult:
     output: str
     bytes_written: int
-    sha256: str | None  # None when --hash none or without sha256
     filesystem: str | None
     missing_bytes: int
     resumed_from: int
@@ -67,6 +67,11 @@ class DecryptResult:
     unreadable: list[UnreadableRange] = field(default_factory=list)
     #: the sidecar listing them beside the output (``OUT.badranges.json``; None: none written)
     badranges_file: str | None = None
+
+    @property
+    def sha256(self) -> str | None:
+        """The output's SHA-256 (None with ``--hash none``, or when only other digests were asked for)."""
+        return self.hashes.get("sha256")
 
     @property
     def complete(self) -> bool:
@@ -99,12 +104,14 @@ class _Pipeline:
 
     def __init__(self, stream: DecryptedStream, out: BinaryIO | None, fd: int | None, digests: list,
                  sparse: bool, name: str, workers: int | None = None,
-                 on_unreadable: Callable[[list[UnreadableRange]], None] | None = None):
+                 on_unreadable: Callable[[list[UnreadableRange]], None] | None = None,
+                 unreadable: list[UnreadableRange] | None = None):
         self.stream = stream
-        #: told of each chunk's unreadable ranges, in order, before that chunk is written (so a
-        #: record of them is never behind the output it describes)
+        #: given every range found so far (merged) each time a chunk adds some, before that chunk
+        #: is written, so that a record of them is never behind the output it describes
         self.on_unreadable = on_unreadable
-        self.unreadable: list[UnreadableRange] = []
+        #: the unreadable ranges, merged; a resumed run starts from those its predecessor kept
+        self.unreadable: list[UnreadableRange] = list(unreadable or [])
         self.out, self.fd = out, fd
         self.digests = digests
         self.sparse = sparse
@@ -233,10 +240,10 @@ class _Pipeline:
                     n = job.result()
                     if self.error is not None:
                         raise self.error
-                    if bad:
-                        self.unreadable += bad
+                    if bad:  # adjacent ranges as one: the record stays as short as the damage
+                        self.unreadable = merge(self.unreadable + bad)
                         if self.on_unreadable is not None:
-                            self.on_unreadable(bad)
+                            self.on_unreadable(self.unreadable)
                     item = [buf, n, len(queues)]
                     for q in queues:
                         q.put(item)
@@ -285,8 +292,14 @@ def _writeback(out: BinaryIO) -> Callable[[int, int], None] | None:
     return start
 
 
-def _digests(names: list[str]) -> list:
-    return [hashlib.new(n) for n in names]
+def check_hashes(names: Iterable[str]) -> tuple[str, ...]:
+    """The digests ``--hash`` asks for, lower case, each once, ``none`` dropped; a name not in
+    :data:`HASHES` is a usage error (said before any work, by the CLI)."""
+    wanted = tuple(dict.fromkeys(n.lower() for n in names if n.lower() != "none"))
+    for n in wanted:
+        if n not in HASHES:
+            raise UsageError(f"--hash {n}: one of {', '.join(HASHES)} or none")
+    return wanted
 
 
 def _enlarge_pipe(fd: int) -> None:
@@ -306,11 +319,8 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
                sparse: bool = False) -> DecryptResult:
     """Write the whole plaintext to ``output`` (``-`` = ``stdout``), with the ``hashes`` asked for
     (any of :data:`HASHES`; empty for none) and, with ``sparse``, zero chunks left as holes."""
-    names = list(dict.fromkeys(hashes))
-    for n in names:
-        if n not in HASHES:
-            raise UsageError(f"--hash {n}: one of {', '.join(HASHES)} or none")
-    digests = _digests(names)
+    names = list(check_hashes(hashes))
+    digests = [hashlib.new(n) for n in names]
     if output == "-":
         if resume:
             raise UsageError("--resume needs an output file, not stdout")
@@ -324,7 +334,7 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
         pipeline = _Pipeline(stream, None if fd is not None else stdout, fd, digests, False, "stdout")
         written = pipeline.run(0, progress)
         stdout.flush()
-        return _result("-", written, digests, names, stream, 0, 0, merge(pipeline.unreadable))
+        return _result("-", written, digests, names, stream, 0, 0, pipeline.unreadable)
 
     final = Path(output)
     part = final.with_name(final.name + ".part")
@@ -353,25 +363,19 @@ def decrypt_to(stream: DecryptedStream, output: str, resume: bool = False,
         _hash_file(part, start, digests)
         if progress and start:
             progress(start)
-    found = list(kept)
-
-    def record(bad: list[UnreadableRange]) -> None:
-        found[:] = merge(found + bad)  # adjacent ranges as one: the record stays as short as the damage
-        _write_state(sidecar, identity, found)
-
-    _write_state(sidecar, identity, found)
+    _write_state(sidecar, identity, kept)
     mode = "r+b" if start else "wb"
     with part.open(mode, buffering=0) as out:
         out.seek(start)
         out.truncate()
-        pipeline = _Pipeline(stream, out, None, digests, sparse, str(part), on_unreadable=record)
+        pipeline = _Pipeline(stream, out, None, digests, sparse, str(part), unreadable=kept,
+                             on_unreadable=lambda found: _write_state(sidecar, identity, found))
         written = pipeline.run(start, progress)
         out.truncate(written)  # a volume that ends in a hole still has its full size
         os.fsync(out.fileno())
-    unreadable = merge(found)
+    unreadable = pipeline.unreadable
     result = _result(str(final), written, digests, names, stream, start, pipeline.holes, unreadable)
     if unreadable:  # beside the output before the output has its name, so never one without the other
-        from .outputs import write_new_file
         from .report import badranges_document
 
         doc = badranges_document(stream, str(final), unreadable, result.hashes)
@@ -402,7 +406,7 @@ def _finished_earlier(stream: DecryptedStream, final: Path, sidecar: Path, ident
     if progress:
         progress(stream.size)
     sidecar.unlink()
-    unreadable = merge(recorded)
+    unreadable = recorded  # written merged
     result = _result(str(final), stream.size, digests, names, stream, stream.size, 0, unreadable)
     badranges = final.with_name(final.name + BADRANGES_SUFFIX)
     result.badranges_file = str(badranges) if unreadable and badranges.exists() else None
@@ -429,14 +433,11 @@ def _hash_file(path: Path, length: int, digests: list) -> None:
 
 
 def _write_state(sidecar: Path, identity: dict, unreadable: list[UnreadableRange]) -> None:
-    """The resume record (what is being decrypted, and what could not be read so far), replaced
-    atomically: a run killed part way leaves the old record or the new, never half of one."""
+    """The resume record: what is being decrypted, and what could not be read so far."""
     state = dict(identity)
     if unreadable:
         state[_UNREADABLE_KEY] = [r.as_dict() for r in unreadable]
-    tmp = sidecar.with_name(sidecar.name + ".tmp")
-    tmp.write_text(json.dumps(state))
-    tmp.replace(sidecar)
+    replace_record(sidecar, json.dumps(state))
 
 
 def _stdout_fd(stdout: BinaryIO) -> int | None:
@@ -454,5 +455,5 @@ def _result(output: str, written: int, digests: list, names: list[str], stream: 
     first = bytearray(max(512, stream.sector_size))
     n = stream.read_into(0, first, [])  # as written: an unreadable boot sector reads as zeros
     fs = identify_filesystem(bytes(first[: min(n, 512)]))
-    return DecryptResult(output, written, values.get("sha256"), fs, stream.missing_bytes, start, values, holes,
+    return DecryptResult(output, written, fs, stream.missing_bytes, start, values, holes,
                          list(unreadable or []))

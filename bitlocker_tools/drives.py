@@ -117,17 +117,12 @@ def _probe(backend: devices.Backend, path: str) -> Drive | None:
     from .sources import device_error
 
     try:
-        handle = backend.open(path)
+        fh, geometry = devices.open_device(path, backend)
     except FileNotFoundError:
         return Drive(path, error=_MISSING)
     except OSError as exc:
         return None if devices.no_media(exc) else Drive(path, error=str(device_error(path, exc)))
-    try:
-        geometry = backend.geometry(handle)
-    except OSError as exc:
-        return None if devices.no_media(exc) else Drive(path, error=str(device_error(path, exc)))
-    finally:
-        backend.close(handle)
+    fh.close()  # only the size was wanted here
     if geometry.size == 0:
         return None
     return Drive(path, geometry.size, geometry.sector_size)

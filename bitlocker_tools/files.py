@@ -342,14 +342,12 @@ class VolumeFiles:
 
     def __init__(self, stream: DecryptedStream | BinaryIO, name: str = "the volume"):
         self.where = name
-        head = (stream.read_at(0, BOOT_SECTOR_SIZE) if hasattr(stream, "read_at")
-                else read_at(stream, 0, BOOT_SECTOR_SIZE))
+        head = read_at(stream, 0, BOOT_SECTOR_SIZE)
         seen = identify_filesystem(bytes(head))
         if seen not in _READERS:
             what = f"{seen}, which ls and extract do not read" if seen else "no filesystem that identify_filesystem knows"
             raise UnsupportedError(f"{name}: the decrypted boot sector shows {what} "
                                    f"(they read {', '.join(SUPPORTED)})")
-        self.boot_says = seen
         stream.seek(0)
         try:
             self._fs = _READERS[seen](stream)
@@ -392,15 +390,17 @@ class VolumeFiles:
 
         return self._guard(path, work)
 
-    def list(self, path: str = "/", recursive: bool = False) -> list[FileEntry]:
-        """The entries of the directory ``path`` (sorted by name, case-insensitively); with
-        ``recursive`` each subdirectory's entries follow its own. A file lists itself."""
+    def list(self, path: str = "/", recursive: bool = False) -> tuple[FileEntry, list[FileEntry]]:
+        """The entry of ``path`` itself (its canonical path) and the entries of that directory
+        (sorted by name, case-insensitively); with ``recursive`` each subdirectory's entries
+        follow its own. A file lists itself."""
 
-        def work() -> list[FileEntry]:
+        def work() -> tuple[FileEntry, list[FileEntry]]:
             name, node, where = self._resolve(path)
             fs = self._fs
-            if not fs.is_dir(node):
-                return [fs.entry(name, node, where)]
+            listed = fs.entry(name, node, where)
+            if not listed.is_dir:
+                return listed, [listed]
             out: list[FileEntry] = []
             seen = {fs.key(node)}  # a damaged directory that holds an ancestor is listed once
 
@@ -408,13 +408,14 @@ class VolumeFiles:
                 kids = sorted(fs.children(directory), key=lambda c: (c[0].casefold(), c[0]))
                 for child_name, child in kids:
                     child_path = _join(at, child_name)
-                    out.append(fs.entry(child_name, child, child_path))
-                    if recursive and fs.is_dir(child) and fs.key(child) not in seen:
-                        seen.add(fs.key(child))
+                    entry = fs.entry(child_name, child, child_path)
+                    out.append(entry)
+                    if recursive and entry.is_dir and (key := fs.key(child)) not in seen:
+                        seen.add(key)
                         walk(child, child_path)
 
             walk(node, where)
-            return out
+            return listed, out
 
         return self._guard(path, work)
 
@@ -430,14 +431,19 @@ class VolumeFiles:
 
         return self._guard(path, work)
 
-    def read_chunks(self, path: str, fh: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
-        """The content of ``path`` opened as ``fh``, in chunks; what its reader fails to parse on
-        the way (a broken run list) is bad input that names the path."""
+    def read_chunks(self, entry: FileEntry, fh: BinaryIO, chunk: int = 1 << 20) -> Iterator[bytes]:
+        """The content of ``entry`` opened as ``fh``, in chunks; what its reader fails to parse on
+        the way (a broken run list) is bad input that names the path, and so is a content that
+        ends short of the size the directory entry records: never a silent truncation."""
+        got = 0
         while True:
-            data = self._guard(path, lambda: fh.read(chunk))
+            data = self._guard(entry.path, lambda: fh.read(chunk))
             if not data:
-                return
+                break
+            got += len(data)
             yield data
+        if entry.size is not None and got != entry.size:
+            raise BadInputError(f"{entry.path}: {got} of its {entry.size} bytes could be read")
 
 
 def _mft_hint(boot: bytes, size: int | None) -> str:

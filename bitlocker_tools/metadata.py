@@ -252,7 +252,7 @@ def _nested(data: bytes, struct, base: int, depth: int) -> tuple[Any, list[Entry
     return struct.parse(data[:fixed]), parse_entries(data, fixed, len(data), base, depth + 1)
 
 
-def _parse_value(value_type: int, data: bytes, base: int, depth: int = 0) -> Value:
+def _parse_value(value_type: int, data: bytes, base: int, depth: int) -> Value:
     """Parse the bytes after an entry header; ``base`` locates them in the block for errors.
     A value too short for its type's fixed part is kept raw."""
     if value_type == ValueType.KEY and len(data) >= fmt.KEY_VALUE_FIXED:

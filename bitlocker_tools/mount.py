@@ -153,14 +153,13 @@ class VolumeFile:
 
     use_ns = True  # mfusepy: timestamps in nanoseconds
 
-    def __init__(self, stream: DecryptedStream, name: str = DEFAULT_NAME, workers: int | None = None,
-                 on_ready: Callable[[], None] | None = None):
+    def __init__(self, stream: DecryptedStream, name: str = DEFAULT_NAME):
         self.stream = stream
         self.name = check_name(name)
         self.size = stream.size
-        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.workers = os.cpu_count() or 1
         #: called once, on a thread of its own, when the file is visible in the mount
-        self.on_ready = on_ready
+        self.on_ready: Callable[[], None] | None = None
         #: read now, before any fork: a child and its parent share the evidence's file offset,
         #: so once a background server runs, only it may read the evidence
         self.filesystem = identify_filesystem(bytes(stream.read_at(0, 512)))
@@ -387,7 +386,7 @@ def serve(fs: VolumeFile, mountpoint: str) -> None:
         raise UnsupportedError(f"{mountpoint}: cannot mount: {why}")
 
 
-def mount_in_background(fs: VolumeFile, mountpoint: str, timeout: float = READY_TIMEOUT) -> int:
+def mount_in_background(fs: VolumeFile, mountpoint: str) -> int:
     """Fork a child that serves ``fs`` at ``mountpoint`` (in a session of its own, detached from
     the terminal, its output discarded once the mount is ready) and return its pid once the file
     is visible in the mount. A child that fails tells why through a pipe; that becomes the error.
@@ -433,14 +432,14 @@ def mount_in_background(fs: VolumeFile, mountpoint: str, timeout: float = READY_
             os._exit(code)
     os.close(write_end)
     said = b""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + READY_TIMEOUT
     try:
         while _READY not in said:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([read_end], [], [], left)[0]:
                 os.kill(pid, signal.SIGTERM)
                 os.waitpid(pid, 0)
-                raise UnsupportedError(f"{mountpoint}: the mount was not ready within {timeout:.0f} s")
+                raise UnsupportedError(f"{mountpoint}: the mount was not ready within {READY_TIMEOUT:.0f} s")
             chunk = os.read(read_end, 65536)
             if not chunk:
                 break
@@ -454,15 +453,7 @@ def mount_in_background(fs: VolumeFile, mountpoint: str, timeout: float = READY_
         error = BitLockerError(message or f"{mountpoint}: the mount's server exited ({code}) before it was ready")
         error.exit_code = code if code > 0 else 3
         raise error
-    path = os.path.join(mountpoint, fs.name)
-    try:
-        visible = os.stat(path).st_size == fs.size
-    except OSError:
-        visible = False
-    if not visible:
-        os.kill(pid, signal.SIGTERM)
-        raise UnsupportedError(f"{path}: not visible after mounting")
-    return pid
+    return pid  # the child said ready once its _confirm saw the file, at its size, in the mount
 
 
 def describe(fs: VolumeFile, foreground: bool, pid: int) -> Mounted:

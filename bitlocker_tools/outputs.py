@@ -50,3 +50,15 @@ def write_new_file_from(path: str | os.PathLike, chunks: Iterable[bytes], secret
         if os.path.exists(tmp):
             os.unlink(tmp)
     return final
+
+
+def replace_record(path: Path, text: str) -> None:
+    """Replace the job record ``path`` (a resume state: ours to overwrite, never evidence) with
+    ``text`` atomically and durably: written to ``PATH.tmp``, flushed to the disk, renamed over
+    the old one, so that a run killed, or a machine that loses power, part way leaves the old
+    record or the new, never half of one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    tmp.replace(path)

@@ -26,6 +26,7 @@ from .format.constants import EncryptionMethod, KeyMethod, ProtectorType, ValueT
 from .metadata import AesCcmValue, KeyValue, MetadataBlock, Protector, StretchKeyValue, parse_entries
 from .secret import masked_repr
 from .sources import read_at
+from .unreadable import is_read_error
 from .volume import BitLockerVolume
 
 if TYPE_CHECKING:
@@ -197,7 +198,9 @@ def _known_plaintext(volume: BitLockerVolume) -> list[_Probe]:
         if 0 < vh < volume.size and not volume.state_run(vh, ss)[0]:
             try:
                 raw = read_at(volume.fh, volume.offset + vh, NtfsBootSector.sizeof())
-            except OSError:  # a bad sector: no MFT probes from it
+            except OSError as exc:  # a bad sector: no MFT probes from it
+                if not is_read_error(exc):
+                    raise
                 raw = b""
             if identify_filesystem(raw) == "NTFS":
                 ntfs = NtfsBootSector.parse(raw)
@@ -229,7 +232,9 @@ def prove_fvek(volume: BitLockerVolume, key: bytes, core: Core | None = None) ->
             continue
         try:
             raw = read_at(volume.fh, volume.offset + physical, ss)
-        except OSError:  # a bad sector (a failing disk): it proves nothing, like one beyond the evidence
+        except OSError as exc:  # a bad sector (a failing disk): it proves nothing, like one beyond the evidence
+            if not is_read_error(exc):
+                raise
             continue
         if len(raw) < ss or not any(raw):
             continue

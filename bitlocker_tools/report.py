@@ -15,6 +15,7 @@ from .format.constants import VolumeState, method_label
 from .format.types import iso_utc
 from .metadata import Protector
 from .scan import SourceReport, VolumeReport
+from .unreadable import EXIT_INCOMPLETE
 from .unreadable import total as unreadable_total
 
 if TYPE_CHECKING:
@@ -202,8 +203,9 @@ def verify_document(vol: BitLockerVolume, r: UnlockResult, show_keys: bool) -> d
 
 
 def decrypt_document(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult, show_keys: bool,
-                     uncertain: list[tuple[int, int]] | None = None) -> dict[str, Any]:
-    """The verify fields, then what was written and its digest."""
+                     uncertain: list[tuple[int, int]] | None = None, evidence: str | None = None) -> dict[str, Any]:
+    """The verify fields, then what was written and its digest; for an output written in full
+    over unreadable sectors of ``evidence``, also the failure's ``error`` and ``exit_code`` (4)."""
     d = verify_document(vol, r, show_keys)
     d.update(
         {
@@ -223,6 +225,11 @@ def decrypt_document(vol: BitLockerVolume, r: UnlockResult, done: DecryptResult,
             "badranges_file": done.badranges_file,
         }
     )
+    if not done.complete:
+        where = f"; listed in {done.badranges_file}" if done.badranges_file else ""
+        d["error"] = (f"{done.output}: incomplete: {unreadable_total(done.unreadable)} bytes in "
+                      f"{len(done.unreadable)} unreadable ranges of {evidence or vol.name} were written as zeros{where}")
+        d["exit_code"] = EXIT_INCOMPLETE
     return d
 
 

@@ -76,8 +76,12 @@ _RANGE = re.compile(r"([0-9])[\u2010-\u2015-]([0-9])")
 def _expand_set(m: re.Match) -> str:
     """``[1-4]`` is ``[1234]``: expanded before dashes are dropped as group separators (which
     would make it ``[14]``)."""
-    body = _RANGE.sub(lambda r: "".join(str(d) for d in range(int(r[1]), int(r[2]) + 1)) if r[1] <= r[2] else "!",
-                      m[1].replace(" ", ""))
+    def expand(r: re.Match) -> str:
+        if r[1] > r[2]:
+            raise CredentialFormatError(f"pattern: set {m[0]!r}: the range {r[0]} runs backwards; write [{r[2]}-{r[1]}]")
+        return "".join(str(d) for d in range(int(r[1]), int(r[2]) + 1))
+
+    body = _RANGE.sub(expand, m[1].replace(" ", ""))
     if not body or not body.isdigit():
         raise CredentialFormatError(f"pattern: set {m[0]!r}: digits and ranges, e.g. [147] or [1-4]")
     return "[" + body + "]"

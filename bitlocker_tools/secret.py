@@ -127,7 +127,9 @@ def hide_arguments() -> bool:
         with open("/proc/self/cmdline", "rb") as fh:
             raw = fh.read()
         words = raw.split(b"\0")[:-1] if raw.endswith(b"\0") else raw.split(b"\0")
-        args = [w.decode(sys.getfilesystemencoding(), "surrogateescape") for w in words]
+        # latin-1: one character per byte, so the spans found are byte offsets (the option names
+        # are ASCII; a value's bytes, whatever its encoding, are covered one for one)
+        args = [w.decode("latin-1") for w in words]
         spans = secret_spans(args)
         if not spans:
             return True
@@ -135,12 +137,7 @@ def hide_arguments() -> bool:
         for w in words:
             offsets.append(pos)
             pos += len(w) + 1
-        edits = []
-        for index, lo, hi in spans:
-            encoded = [a.encode(sys.getfilesystemencoding(), "surrogateescape") for a in (args[index][:lo],
-                                                                                          args[index][lo:hi])]
-            first = offsets[index] + len(encoded[0])
-            edits.append((first, first + len(encoded[1])))
+        edits = [(offsets[index] + lo, offsets[index] + hi) for index, lo, hi in spans]
         fields = _proc_stat_fields()
         arg_start, arg_end = int(fields[45]), int(fields[46])  # stat fields 48 and 49
         return _overwrite(arg_start, arg_end, raw, edits)

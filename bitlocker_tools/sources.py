@@ -46,11 +46,14 @@ def read_at(fh: BinaryIO, offset: int, length: int) -> bytes:
         if not is_read_error(exc) or not isinstance(fh, io.BufferedReader) or not length:
             raise
         error = exc
-    buf = bytearray(length)
-    got, bad = salvage_into(fh, offset, memoryview(buf), length)
-    if bad:
-        raise error
-    return bytes(buf[:got])
+    try:  # once more, on the unbuffered file: only the bytes asked for
+        return _read_at(fh.raw, offset, length)
+    except OSError as exc:
+        if not is_read_error(exc):
+            raise
+        raise error from None
+    finally:
+        fh.seek(0, io.SEEK_END)  # the buffer is stale after a read beneath it: a seek drops it
 
 
 def _read_at(fh: BinaryIO, offset: int, length: int) -> bytes:

@@ -171,21 +171,17 @@ class DecryptedStream(io.RawIOBase):
             return 0
         start = self.volume.offset
         with self._io_lock:
-            try:
-                return self._read_evidence(start + physical, target[:avail])
-            except OSError as exc:
-                if not is_read_error(exc):
-                    raise
-                if unreadable is None:
-                    raise OSError(exc.errno, f"{exc.strerror or exc} (reading {avail} bytes at volume offset "
-                                  f"{physical} of {self.volume.name})") from None
+            if unreadable is not None:  # its first read is the whole range: split only where that fails
                 got, bad = salvage_into(self.volume.fh, start + physical, target[:avail], self.sector_size, start)
                 unreadable.extend(bad)
                 return got
-
-    def _read_evidence(self, offset: int, target: memoryview) -> int:
-        """One positional read of the evidence into ``target``: how many bytes it holds there."""
-        return read_into_at(self.volume.fh, offset, target)
+            try:
+                return read_into_at(self.volume.fh, start + physical, target[:avail])
+            except OSError as exc:
+                if not is_read_error(exc):
+                    raise
+                raise OSError(exc.errno, f"{exc.strerror or exc} (reading {avail} bytes at volume offset "
+                              f"{physical} of {self.volume.name})") from None
 
     def read_at(self, offset: int, length: int) -> bytearray:
         """Plaintext of ``[offset, offset+length)``, clipped to the volume size."""

@@ -12,12 +12,14 @@ FVEK once --show-keys is given.
 Where the secrets come from: the FVEKs in tests/corpus_manifest.json; the startup key from the
 corpus .BEK file's bytes; the clear key from dissect.fve's reading of the volume; the VMK (and the
 FVEK the manifest lacks) from ``verify --show-keys --json``, cross-checked against the manifest.
+The forged fixture's VMK and FVEK come from fixtures/manifest.json (what the forger sealed into it).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import struct
 from pathlib import Path
 
 import pytest
@@ -362,7 +364,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from conftest import ROOT, unmount  # noqa: E402
+from conftest import ROOT, assert_cli_error, unmount  # noqa: E402
 
 DRIVER = r"""
 import atexit, json, os, sys
@@ -445,6 +447,10 @@ def forged_case(tmp_path_factory, run_cli) -> dict:
     pw = next(p["password"] for p in entry["protectors"] if p["type"] == "password")
     vmk, fvek = _show_keys(run_cli, image, ["-p", pw])
     assert _show_keys(run_cli, image, ["-r", rp]) == (vmk, fvek)  # both routes open the same keys
+    # the keys the forger sealed into the volume (and handed libbde's -k): the leak tests search for
+    # keys known independently of our unlock, not merely for what verify --show-keys printed
+    assert vmk.hex() == entry["vmk"]
+    assert fvek.hex() == entry["fvek"] == entry["libbde_keys"].replace(":", "")
     listing = json.loads(run_cli("ls", image, "-p", pw, "--json").stdout)
     member = next(e["path"] for e in listing["entries"] if e["type"] == "file" and e["size"])
     hexes = {**_hex_needles("VMK", vmk), **_hex_needles("FVEK", fvek), "recovery password digits": rp.replace("-", ""),
@@ -575,6 +581,13 @@ def test_an_internal_error_after_the_unlock_shows_no_secret(route, command, debu
     assert proc.returncode != 0
     assert "forced internal error" in proc.stderr and ("Credentials(" in proc.stderr)
     assert ("Traceback" in proc.stderr) == debug, proc.stderr
+    if debug:  # handle_errors re-raises: the exception leaves main, Python's own exit status for it is 1
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stdout == ""  # no JSON document: the run never reached handle_errors' fail()
+    else:  # handle_errors' contract: one line, exit 3, and the JSON failure document
+        assert_cli_error(proc, 3, "internal error", "forced internal error", "BITLOCKER_TOOLS_DEBUG=1")
+        doc = json.loads(proc.stdout)
+        assert doc["exit_code"] == 3 and doc["error"].startswith("internal error: RuntimeError: forced"), doc
     _assert_clean(proc, log, forged_case, f"{command} {route} internal error", cwd, outputs, set())
 
 
@@ -635,8 +648,11 @@ def test_recover_state_file_holds_no_key(forged_case, tmp_path):
         deadline = time.monotonic() + 120
         while not list(cwd.glob("recover-*.state")) and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.2)
+        # still running (an exited process's cmdline is empty, and would pass the check below)
+        assert proc.poll() is None, f"recover ended early ({proc.returncode})"
         with open(f"/proc/{proc.pid}/cmdline", "rb") as fh:  # the pattern, most of the key, hidden from ps
             title = fh.read().decode()
+        assert proc.poll() is None  # the title read was the live process's
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
@@ -645,6 +661,9 @@ def test_recover_state_file_holds_no_key(forged_case, tmp_path):
     case = {**forged_case, "text": {**forged_case["text"], **{f"group {i + 1}": g for i, g in enumerate(groups)}}}
     for path, data in files_under(cwd, set()).items():
         assert not file_leaks(data, case), f"{path.name} holds {file_leaks(data, case)}"
+    words = title.split("\0")
+    assert "bitlocker_tools" in words and "recover" in words, title  # our live process's title, not an empty one
+    assert words[words.index("--pattern") + 1] == "*" * len(pattern), title  # the pattern's place, starred
     assert pattern not in title and groups[0] not in title, title
 
 
@@ -690,3 +709,36 @@ def test_reprs_of_the_objects_that_hold_secrets_are_masked(forged_case, corpus_d
         result = unlock(vol, collect(clear_key=True, use_env=False))
         for obj in (vol.metadata, result, result.protector, vol):
             assert not leaks(repr(obj), clear, {}), type(obj).__name__
+
+
+def test_a_recovered_key_is_masked_in_the_search_result():
+    """recover's result holds the key it found: its repr (what an internal error or a log line
+    would show) must not, while the key itself stays usable."""
+    from bitlocker_tools.recover import SearchResult
+
+    groups = "284867-596541-514998-422114-660297-261613-215424-199408".split("-")
+    key16 = struct.pack("<8H", *(int(g) // 11 for g in groups))  # the key the groups encode
+    result = SearchResult(key16, None, 1, 1, 1, 0, 0.1)
+    text = repr(result)
+    assert repr(key16)[2:-1] not in text and not leaks(text, {"the recovered key": key16.hex()}, {}), text
+    assert result.key16 == key16
+
+
+def test_every_secret_option_of_the_cli_is_hidden_from_the_process_title():
+    """secret.SECRET_OPTIONS is written by hand: every spelling of every option that takes a
+    credential, on every command, must be in it, or ps shows that one."""
+    import typer.main
+
+    from bitlocker_tools.cli import app
+    from bitlocker_tools.secret import SECRET_OPTIONS
+
+    secret_params = {"recovery_password", "password", "vmk", "fvek", "pattern"}
+    group = typer.main.get_command(app)
+    seen = set()
+    for name, command in group.commands.items():
+        for param in command.params:
+            if param.name in secret_params:
+                seen.add(param.name)
+                missing = [o for o in param.opts + param.secondary_opts if o not in SECRET_OPTIONS]
+                assert not missing, f"{name} {param.name}: {missing} not hidden"
+    assert seen == secret_params, f"no command has {secret_params - seen}: the check looked at the wrong names"

@@ -262,6 +262,40 @@ def test_a_wildcard_value_opens_like_target_query_kv(sealed, manifest, files, fv
     assert _root(target) == sorted(files)
 
 
+def _spaced(hexkey: str) -> str:
+    return " ".join(hexkey[i:i + 4] for i in range(0, len(hexkey), 4))
+
+
+# A raw keychain value as --fvek takes it. register_key passes only what bytes.fromhex reads (and
+# drops FVEK:TWEAK), so these are Keys built by hand, as a caller of dissect's API may make them.
+RAW_TEXT = {
+    "FVEK:TWEAK": lambda fvek: f"{fvek[:len(fvek) // 2]}:{fvek[len(fvek) // 2:]}",
+    "hex spaced in groups of four, upper case": lambda fvek: _spaced(fvek.upper()),
+}
+
+
+@pytest.mark.parametrize("form", list(RAW_TEXT))
+def test_a_raw_key_as_text_reads_as_the_fvek_option_does(form, sealed, manifest, files, fve_opens):
+    value = RAW_TEXT[form](_fvek(manifest, "aes-xts_128.bin"))
+    keychain.KEYCHAIN.append(keychain.Key(keychain.KeyType.RAW, value, provider="bitlocker"))
+    with installed():
+        target = Target.open(sealed("aes-xts_128.bin"))
+    [vol] = _bitlocker(target)
+    assert type(vol.vs) is BitLockerToolsVolumeSystem and vol.vs.unlocked.via == Via.FVEK
+    assert fve_opens == []
+    assert _root(target) == sorted(files)
+
+
+@pytest.mark.parametrize("value", ["-", "@/etc/hostname"])
+def test_a_raw_key_never_reads_stdin_or_a_file(value, monkeypatch):
+    """``-`` and ``@FILE`` mean something on our command line, nothing in a keychain row."""
+    from bitlocker_tools import dissect_target
+
+    monkeypatch.setattr(sys, "stdin", None)  # reading it would raise AttributeError, not _Unusable
+    with pytest.raises(dissect_target._Unusable, match="hex digits"):
+        dissect_target._credentials_for(keychain.Key(keychain.KeyType.RAW, value, provider="bitlocker"))
+
+
 def test_a_volume_inside_an_e01_disk_keeps_its_partition(sealed, manifest, files, tmp_path):
     """The usual evidence: a GPT disk in an E01, a FAT partition beside the BitLocker one."""
     for tool in ("sgdisk", "ewfacquire"):

@@ -70,7 +70,8 @@ def test_regression_folders_name_targets():
 def test_fuzz_regressions(name):
     """Every input a fuzz run (or reading the code) found breaking a parser now meets the
     contract: run without the engine, under the same memory cap, in a child process."""
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--target", name, "--reproduce", str(REGRESSIONS / name)],
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--target", name, "--timeout", str(CI_TIMEOUT_S),
+                           "--reproduce", str(REGRESSIONS / name)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -30,9 +30,11 @@ import json
 import os
 import random
 import signal
+import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -335,15 +337,8 @@ def test_decrypt_killed_from_outside_at_random_times(mode, corpus_dir, manifest,
         job = _stamp(sidecar)
         args = ["decrypt", corpus_dir / VOLUME, "-p", PASSWORD, "-o", out, "--json", "--resume", *options]
         proc = _driver(args, KR_THROTTLE=str(THROTTLE))
-        deadline = time.monotonic() + 120
-        while _stamp(sidecar) in (None, job):  # this run's job file: it is about to write
-            assert proc.poll() is None, f"{why}: it ended first: {proc.communicate()[1]!r}"
-            assert time.monotonic() < deadline, why
-            time.sleep(0.002)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == -signal.SIGKILL, f"{why}: it ended before the kill (exit {proc.returncode}): {err!r}"
+        # this run's job file: it is about to write
+        _kill_when(proc, lambda job=job: _stamp(sidecar) not in (None, job), why, delay=delay)
         assert not out.exists(), why
         start = (tmp_path / "plain.img.part").stat().st_size // CHUNK * CHUNK
     _finish(corpus_dir, out, options, reference, manifest, start, f"{rng.seed_text}, kills after {delays} s")
@@ -351,6 +346,20 @@ def test_decrypt_killed_from_outside_at_random_times(mode, corpus_dir, manifest,
 
 #: seconds per chunk written, when the test kills from outside (13 chunks: 0.65 s of writing)
 THROTTLE = 0.05
+
+
+def _kill_when(proc: subprocess.Popen, ready: Callable[[], bool], why: str, delay: float = 0.0) -> None:
+    """SIGKILL ``proc`` from outside once ``ready()`` holds (and ``delay`` seconds more). It must
+    still be running until then, and die of that SIGKILL; the deadline only stops a hung test."""
+    deadline = time.monotonic() + 120
+    while not ready():
+        assert proc.poll() is None, f"{why}: it ended first: {proc.communicate()[1]!r}"
+        assert time.monotonic() < deadline, why
+        time.sleep(0.002)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"{why}: it ended before the kill (exit {proc.returncode}): {err!r}"
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -404,13 +413,21 @@ def test_decrypt_killed_while_it_writes_its_job_file_or_renames(point, mode, cor
 
 def _candidates() -> list[str]:
     """What the search stretches for each candidate, in the search's order: SHA-256 of its 16
-    key bytes, computed here with hashlib (the search hashes in the core)."""
+    key bytes, computed here with hashlib (the search hashes in the core). The set of keys is
+    also built here from the format alone: PATTERN's third group runs over 514000-514999, a
+    valid group is a multiple of 11, and the key is each group / 11 as a little-endian uint16."""
     from bitlocker_tools.search import SearchSpace, key16_text, parse_pattern
 
     space = SearchSpace(parse_pattern(PATTERN))
     raw = b"".join(space.keys())
     keys = [raw[i : i + 16] for i in range(0, len(raw), 16)]
     assert len(keys) == space.size() == 91 and key16_text(keys[-1]) == RP
+    groups = [int(g) for g in PATTERN.replace("???", "000").split("-")]
+    independent = {struct.pack("<8H", *(g // 11 for g in groups[:2]), third // 11, *(g // 11 for g in groups[3:]))
+                   for third in range(514000, 515000) if third % 11 == 0}
+    assert len(independent) == 91 and all(g % 11 == 0 for i, g in enumerate(groups) if i != 2)
+    assert set(keys) == independent and len(set(keys)) == len(keys), "the search's space is not the pattern's"
+    assert struct.pack("<8H", *(int(g) // 11 for g in RP.split("-"))) in independent
     return [hashlib.sha256(k).hexdigest() for k in keys]
 
 
@@ -424,12 +441,17 @@ def _done(state: Path) -> int:
     return json.loads(state.read_text())["done"] if state.exists() else 0
 
 
-def _check_run(log: list[str], everything: list[str], start: int, done: int, why: str) -> None:
+def _check_run(log_file: Path, state: Path, everything: list[str], start: int, trail: list, why: str) -> int:
     """One killed run: it tried the candidates in order from where it resumed, all it recorded as
-    done among them, and at most the chunk it was killed in beyond that."""
+    done among them, and at most the chunk it was killed in beyond that. The run joins ``trail``;
+    returns where the next run resumes."""
+    done = _done(state)
+    log = log_file.read_text().split()
+    trail.append((log, start, done))
     assert log == everything[start : start + len(log)], f"{why}: not the candidates from {start} on, in order"
     assert start <= done <= start + len(log), f"{why}: {done} recorded as done, {start + len(log)} tried"
     assert start + len(log) - done <= PER_WORKER, f"{why}: more than one chunk tried but not recorded"
+    return done
 
 
 def _final_recover(corpus_dir, state: Path, log: Path, everything: list[str], start: int, trail: list,
@@ -463,11 +485,7 @@ def test_recover_killed_at_chosen_points_resumes_to_the_same_key(corpus_dir, rng
         log = tmp_path / f"run{i}.log"
         _killed(_recover_args(corpus_dir, state) + (["--resume"] if state.exists() else []), KR_KILL=kill,
                 KR_LOG=str(log), KR_PER_WORKER=str(PER_WORKER))
-        done = _done(state)
-        run = log.read_text().split()
-        _check_run(run, everything, start, done, why)
-        trail.append((run, start, done))
-        start = done
+        start = _check_run(log, state, everything, start, trail, why)
     _final_recover(corpus_dir, state, tmp_path / "final.log", everything, start, trail,
                    f"{rng.seed_text}, kills {kills}")
 
@@ -485,22 +503,11 @@ def test_recover_killed_from_outside_at_random_points(corpus_dir, rng, tmp_path)
         log = tmp_path / f"run{i}.log"
         proc = _driver(_recover_args(corpus_dir, state) + (["--resume"] if state.exists() else []),
                        KR_LOG=str(log), KR_PER_WORKER=str(PER_WORKER))
-        deadline = time.monotonic() + 120
-        while not log.exists() or start + len(log.read_text().split()) < threshold:
-            assert proc.poll() is None, f"{why}: it ended first: {proc.communicate()[1]!r}"
-            assert time.monotonic() < deadline, why
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-        assert proc.returncode == -signal.SIGKILL, why
-        done = _done(state)
-        run = log.read_text().split()
-        _check_run(run, everything, start, done, why)
-        trail.append((run, start, done))
-        start = done
+        _kill_when(proc, lambda log=log, start=start, threshold=threshold:
+                   log.exists() and start + len(log.read_text().split()) >= threshold, why)
+        start = _check_run(log, state, everything, start, trail, why)
     _final_recover(corpus_dir, state, tmp_path / "final.log", everything, start, trail,
                    f"{rng.seed_text}, kills at {thresholds}")
-
 
 
 def test_recover_killed_after_the_search_ended_before_it_printed(corpus_dir, tmp_path):

@@ -289,31 +289,72 @@ def test_no_recovery_password_protector_is_nothing_to_search(run_cli, corpus_dir
     assert "no recovery-password protector" in json.loads(proc.stdout)["error"]
 
 
+#: The CLI with the core's stretch_many wrapped: each call (one piece of a batch) appends the
+#: number of candidates it stretched to $PIECE_LOG once it returns.
+_PIECES = r"""
+import os, sys
+from bitlocker_tools._core import load
+
+core = load()
+real = core.stretch_many
+log = open(os.environ["PIECE_LOG"], "a")
+
+
+def stretch_many(initials, salt, rounds, **kwargs):
+    initials = list(initials)
+    keys = real(initials, salt, rounds, **kwargs)
+    log.write(f"{len(initials)}\n")
+    log.flush()
+    return keys
+
+
+core.stretch_many = stretch_many
+from bitlocker_tools.cli import main
+
+sys.argv = ["bitlocker-tools", *sys.argv[1:]]
+main()
+"""
+
+
+def _stretched(log) -> int:
+    return sum(map(int, log.read_text().split())) if log.exists() else 0
+
+
 def test_ctrl_c_keeps_the_state_and_resume_finds_the_key(corpus_dir, tmp_path):
     """SIGINT in the second chunk: exit 130, a JSON document that says how to continue, the state
     of the first chunk; --resume then starts there and finds the key in the second chunk."""
+    from bitlocker_tools.crypto.kdf import PIECE
+    from bitlocker_tools.recover import PER_WORKER
+
     pattern = _with(0, "????" + GROUPS[0][4:])
     space = SearchSpace(parse_pattern(pattern))
     position = _search_order(space).index(RP)
-    assert 256 <= position < 512  # the key is in the second chunk of 256 (one worker)
-    state = tmp_path / "s.state"
-    args = [sys.executable, "-m", "bitlocker_tools", "recover", str(corpus_dir / VOLUME), "--pattern", pattern,
+    assert PER_WORKER == 256 <= position < 512  # the key is in the second chunk of 256 (one worker)
+    assert PIECE < PER_WORKER  # a chunk is stretched in several pieces: Ctrl-C has a piece to wait for
+    state, log = tmp_path / "s.state", tmp_path / "pieces.log"
+    args = [sys.executable, "-c", _PIECES, "recover", str(corpus_dir / VOLUME), "--pattern", pattern,
             "--workers", "1", "--state", str(state), "--json", "--show-keys"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    env = {**os.environ, "PIECE_LOG": str(log)}
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not (state.exists() and state.read_text()):
         time.sleep(0.05)
-    t0 = time.time()
+    before = _stretched(log)  # the calibration's and the first chunk's candidates, maybe a piece of the second
+    assert before >= PER_WORKER, f"the seam counted {before}: it does not see the first chunk"
+    assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    waited = time.time() - t0
+    after = _stretched(log) - before
     assert proc.returncode == 130, err
     doc = json.loads(out)
     assert doc["exit_code"] == 130 and "--resume" in doc["error"] and str(state) in doc["error"]
-    assert waited < 5, "Ctrl-C is felt within a piece of the batch, not after the whole chunk"
+    # counted, not timed: after the signal only the piece in flight (and at most one begun between
+    # the count above and the signal's arrival) is stretched, never the rest of the chunk
+    assert after < PER_WORKER, f"{after} candidates stretched after Ctrl-C: the whole chunk, not a piece"
+    assert after <= 2 * PIECE, f"{after} candidates stretched after Ctrl-C, pieces are {PIECE}"
     assert json.loads(state.read_text())["done"] == 256
-    proc = subprocess.run(args + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(args + ["--resume"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["recovery_password"] == RP and doc["resumed_from"] == 256 and doc["candidates_tried"] == 512
@@ -519,3 +560,24 @@ def test_a_combined_search_finds_the_key_at_its_place(fast_stretch):
     assert result.key16 == key16
     position = _search_order(space).index(RP) + 1
     assert result.tried == min(space.size(), -(-position // 256) * 256)
+
+
+def test_calibration_stretches_one_batch_per_round_count(monkeypatch):
+    """The rate is judged from one timed batch per round count, counted once per target: a hash
+    file of many protectors (all Windows' 2**20 rounds) pays one batch, not one per protector."""
+    from bitlocker_tools import recover
+    from bitlocker_tools.crypto import kdf
+
+    calls = []
+
+    def counting(initials, salt, core=None, workers=None, rounds=kdf.STRETCH_ROUNDS, **_):
+        calls.append(rounds)
+        return list(initials)
+
+    monkeypatch.setattr(kdf, "stretch_batch", counting)
+    same = [Target(f"p{i}", bytes([i]) * 16, lambda key: False) for i in range(5)]
+    recover.calibrate(same, 2, None)
+    assert calls == [kdf.STRETCH_ROUNDS]
+    calls.clear()
+    recover.calibrate([*same, Target("short", bytes(16), lambda key: False, rounds=1000)], 2, None)
+    assert sorted(calls) == sorted([kdf.STRETCH_ROUNDS, 1000])

@@ -86,10 +86,11 @@ def test_verify_document_hides_keys_unless_asked(rp_volume):
 
 def test_decrypt_document_fields(rp_volume):
     result = unlock(rp_volume, collect(password=["password12!@"], use_env=False))
-    done = DecryptResult("out.img", 51032064, "ab" * 32, "NTFS", 0, 0)
+    done = DecryptResult("out.img", 51032064, "NTFS", 0, 0, {"sha256": "ab" * 32})
     doc = decrypt_document(rp_volume, result, done, show_keys=False)
     assert set(doc) <= _documented("decrypt") | _documented("verify")
     assert doc["output"] == "out.img" and doc["declared_size"] == 65994752 and doc["via"] == "password"
+    assert doc["sha256"] == doc["hashes"]["sha256"] == "ab" * 32 and doc["complete"] and "exit_code" not in doc
     assert "vmk" not in doc and "fvek" not in doc
 
 

@@ -42,6 +42,10 @@ ClearKeyOpt = typer.Option(False, "--clear-key", help="Use the clear key of a su
 VmkOpt = typer.Option(None, "--vmk", help="Volume master key: hex, '-' or '@FILE'.")
 FvekOpt = typer.Option(None, "--fvek", help="Full volume encryption key (FVEK[:TWEAK]): hex, '-' or '@FILE'.")
 ShowKeysOpt = typer.Option(False, "--show-keys", help="Print the VMK and FVEK (secrets; off by default).")
+AssumeEncryptedOpt = typer.Option(
+    False, "--assume-encrypted",
+    help="A used-space-only volume whose chunk map is unreadable: decrypt every chunk anyway "
+    "(the summary lists the uncertain ranges).")
 StrictOpt = typer.Option(False, "--strict", help="Refuse metadata that fails its CRC-32 or authenticated "
                          "validation on every copy, instead of opening it with a warning.")
 
@@ -116,10 +120,10 @@ def _warn(*warnings: str) -> None:
 
 
 @contextlib.contextmanager
-def _unlocked(source: str, volume: Optional[int], offset: Optional[int], creds, strict: bool):
+def _unlocked(source: str, volume: Optional[int], offset: Optional[int], creds, strict: bool, warn: bool = True):
     """Open the evidence, pick the volume, unlock it: what every command with a credential does
     first. Yields (volume, unlock result) with the evidence open; the warnings of both reach
-    stderr once the command is done."""
+    stderr once the command is done (``warn=False``: the command says them itself, earlier)."""
     from ..protectors import unlock
     from ..scan import select
     from ..sources import open_source
@@ -129,7 +133,8 @@ def _unlocked(source: str, volume: Optional[int], offset: Optional[int], creds, 
         _require_credential(vol, creds)
         result = unlock(vol, creds, strict=strict)
         yield vol, result
-        _warn(*vol.warnings, *result.warnings)
+        if warn:
+            _warn(*vol.warnings, *result.warnings)
 
 
 def _require_credential(vol, creds) -> None:
@@ -172,26 +177,25 @@ def scan(
     as_json: bool = JsonOpt,
 ) -> None:
     """List every partition and each BitLocker volume's metadata and key protectors."""
+    from ..drives import Drive, list_drives
     from ..errors import BitLockerError, NotFoundError, UsageError
     from ..report import failure_document, scan_document, source_record, unreadable_source
     from ..scan import scan as do_scan
     from ..sources import open_source
     from . import render
 
-    targets: list = list(sources or [])
+    targets = [Drive(path) for path in sources or []]
     if all_drives:
-        from ..drives import list_drives
-
         targets += list_drives()
         if not targets:
             raise NotFoundError("--all-drives: no drive with a medium found")
     if not targets:
         raise UsageError("give a SOURCE, or --all-drives")
-    sources = [getattr(t, "path", t) for t in targets]
     reports, errors, warnings = [], [], []
-    unreadable = [t.error for t in targets if getattr(t, "error", None)]
-    for target, path in zip(targets, sources):
-        if getattr(target, "error", None):  # a drive that cannot be opened: reported, not fatal
+    unreadable = [t.error for t in targets if t.error]
+    for target in targets:
+        path = target.path
+        if target.error:  # a drive that cannot be opened: reported, not fatal
             reports.append(unreadable_source(path, target.error))
             continue
         try:
@@ -208,7 +212,7 @@ def scan(
     if problems:
         code, message = 3, problems[0]
     elif not any(v["bitlocker"] for r in reports for v in r["volumes"]):
-        code, message = 1, f"no BitLocker volume found in {', '.join(sources)}"
+        code, message = 1, f"no BitLocker volume found in {', '.join(t.path for t in targets)}"
         if unreadable:  # it may be on a drive that could not be read
             code, message, unreadable = 3, unreadable[0], unreadable[1:]
     warnings += unreadable
@@ -297,10 +301,7 @@ def decrypt(
     vmk: Optional[str] = VmkOpt,
     fvek: Optional[str] = FvekOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (OUT.part)."),
-    assume_encrypted: bool = typer.Option(
-        False, "--assume-encrypted",
-        help="A used-space-only volume whose chunk map is unreadable: decrypt every chunk anyway "
-        "(the summary lists the uncertain ranges)."),
+    assume_encrypted: bool = AssumeEncryptedOpt,
     sparse: bool = typer.Option(False, "--sparse", help="Leave chunks of zeros as holes in the output file "
                                 "(hashed as the zeros they read as)."),
     hash_names: Optional[List[str]] = typer.Option(
@@ -310,38 +311,30 @@ def decrypt(
     as_json: bool = JsonOpt,
 ) -> None:
     """Write the decrypted volume (raw image) to a file or stdout, with SHA-256 and filesystem check."""
-    from ..decrypt import decrypt_to
+    from ..decrypt import check_hashes, decrypt_to
     from ..errors import UsageError
     from ..report import decrypt_document
     from ..stream import DecryptedStream
     from . import render
 
+    hashes = check_hashes(hash_names or ["sha256"])  # a usage error before a key is stretched
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
     if output != "-" and os.path.abspath(output) == os.path.abspath(source):
         raise UsageError("the output would overwrite the evidence")
     with _unlocked(source, volume, offset, creds, strict) as (vol, result):
         stream = DecryptedStream(vol, result, assume_encrypted=assume_encrypted)
         with render.progress(stream.size, enabled=not as_json or output != "-") as advance:
-            hashes = tuple(h.lower() for h in (hash_names or ["sha256"]) if h.lower() != "none")
             done = decrypt_to(stream, output, resume=resume, progress=advance, stdout=sys.stdout.buffer,
                               hashes=hashes, sparse=sparse)
-        data = decrypt_document(vol, result, done, show_keys, stream.uncertain)
-        incomplete = None
-        if not done.complete:  # written, but part of the evidence could not be read: exit 4
-            from ..unreadable import EXIT_INCOMPLETE, total
-
-            where = f"; listed in {done.badranges_file}" if done.badranges_file else ""
-            incomplete = (f"{done.output}: incomplete: {total(done.unreadable)} bytes in {len(done.unreadable)} "
-                          f"unreadable ranges of {source} were written as zeros{where}")
-            data.update(error=incomplete, exit_code=EXIT_INCOMPLETE)
+        data = decrypt_document(vol, result, done, show_keys, stream.uncertain, evidence=source)
         if as_json:  # with -o - stdout carries the plaintext: the summary goes to stderr
             _emit_json(data, sys.stderr if output == "-" else sys.stdout)
         else:
             render.decrypt(data)
-    if incomplete:
+    if "exit_code" in data:  # written, but part of the evidence could not be read: exit 4
         _warn(*_unreadable_lines(done.unreadable))
-        _err(incomplete)
-        raise typer.Exit(EXIT_INCOMPLETE)
+        _err(data["error"])
+        raise typer.Exit(data["exit_code"])
 
 
 def _unreadable_lines(ranges, limit: int = 20) -> list[str]:

@@ -58,8 +58,8 @@ def ls(
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
     with _unlocked(source, volume, offset, creds, strict) as (vol, result):
         files = VolumeFiles(DecryptedStream(vol, result), vol.name)
-        entries = files.list(path, recursive=recursive)
-        doc = ls_document(source, vol, files.filesystem, files.stat(path).path, recursive, entries)
+        listed, entries = files.list(path, recursive=recursive)
+        doc = ls_document(source, vol, files.filesystem, listed.path, recursive, entries)
         if as_json:
             _emit_json(doc)
         else:
@@ -85,31 +85,27 @@ def extract(
     as_json: bool = JsonOpt,
 ) -> None:
     """Copy one file out of the unlocked volume, byte for byte, with its size and SHA-256."""
-    from ..errors import BadInputError, UsageError
+    from ..errors import UsageError
     from ..files import VolumeFiles
     from ..outputs import write_new_file_from
     from ..report import extract_document
     from ..stream import DecryptedStream
     from . import render
 
-    if output != "-" and os.path.abspath(output) == os.path.abspath(source):
-        raise UsageError("the output would overwrite the evidence")
+    if output != "-" and os.path.lexists(output):  # before a key is stretched (the evidence exists, too)
+        raise UsageError(f"{output}: exists; remove it or choose another output")
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
     with _unlocked(source, volume, offset, creds, strict) as (vol, result):
         files = VolumeFiles(DecryptedStream(vol, result), vol.name)
         entry, fh = files.open(path)
         digest, written = hashlib.sha256(), 0
 
-        def chunks():
+        def chunks():  # a short read raises inside: write_new_file_from then leaves nothing at OUT
             nonlocal written
-            for data in files.read_chunks(entry.path, fh):
+            for data in files.read_chunks(entry, fh):
                 digest.update(data)
                 written += len(data)
                 yield data
-            if entry.size is not None and written != entry.size:
-                # the reader stopped short of the size the directory entry records: never a silent
-                # truncation (write_new_file_from then leaves nothing at the output's name)
-                raise BadInputError(f"{entry.path}: {written} of its {entry.size} bytes could be read")
 
         if output == "-":
             out = sys.stdout.buffer

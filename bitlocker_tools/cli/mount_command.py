@@ -14,6 +14,7 @@ from typing import List, Optional
 import typer
 
 from . import (
+    AssumeEncryptedOpt,
     BekOpt,
     ClearKeyOpt,
     FvekOpt,
@@ -26,7 +27,7 @@ from . import (
     VolumeOpt,
     _credentials,
     _emit_json,
-    _require_credential,
+    _unlocked,
     _warn,
     app,
     handle_errors,
@@ -51,29 +52,21 @@ def mount(
         False, "--foreground", "-f",
         help="Serve in this process until Ctrl-C, SIGTERM or fusermount3 -u (default: return once mounted, "
         "serving in the background)."),
-    assume_encrypted: bool = typer.Option(
-        False, "--assume-encrypted",
-        help="A used-space-only volume whose chunk map is unreadable: decrypt every chunk anyway."),
+    assume_encrypted: bool = AssumeEncryptedOpt,
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Mount the decrypted volume as one read-only file (FUSE) for ntfs-3g, The Sleuth Kit, ewfacquire."""
     from ..mount import VolumeFile, check_mountpoint, check_name, describe, load_fuse, mount_in_background, serve
-    from ..protectors import unlock
     from ..report import mount_document
-    from ..scan import select
-    from ..sources import open_source
     from ..stream import DecryptedStream
 
     where = check_mountpoint(mountpoint)  # exit 2, before a key is stretched
     check_name(name)
     load_fuse()  # exit 3 with a hint, likewise
     creds = _credentials(recovery_password, password, bek, clear_key, vmk, fvek)
-    # _unlocked's steps, but the warnings are said before serving, not once the mount is gone
-    with open_source(source) as src:
-        vol = select(src, volume, offset, strict)
-        _require_credential(vol, creds)
-        result = unlock(vol, creds, strict=strict)
+    # the warnings are said before serving (below), not once the mount is gone
+    with _unlocked(source, volume, offset, creds, strict, warn=False) as (vol, result):
         stream = DecryptedStream(vol, result, assume_encrypted=assume_encrypted)
         fs = VolumeFile(stream, name)
 
@@ -91,8 +84,8 @@ def mount(
 
         if not foreground:
             pid = mount_in_background(fs, where)
-            say(describe(fs, False, pid))
             _warn(*vol.warnings, *result.warnings)
+            say(describe(fs, False, pid))
             return
 
         def ready() -> None:

@@ -177,10 +177,6 @@ def decrypt(data: dict[str, Any]) -> None:
     for r in data.get("uncertain_ranges", []):
         con.print(f"[yellow]uncertain: {r['size']} bytes at offset {r['offset']} were decrypted as if every chunk held "
                   "ciphertext (--assume-encrypted)[/yellow]")
-    if data.get("complete") is False:
-        listed = f" (listed in {data['badranges_file']})" if data.get("badranges_file") else ""
-        con.print(f"[red]incomplete: {data['unreadable_bytes']} bytes in {len(data['unreadable_ranges'])} ranges of the "
-                  f"evidence could not be read and are zeros in the output{listed}[/red]")
     for k in ("vmk", "fvek"):
         if data.get(k):
             con.print(f"{k.upper()}: {data[k]}")
